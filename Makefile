@@ -1,0 +1,60 @@
+# twintap: `make run` (set up, then run a virtual board serving Tap) and `make test`.
+# Setup is idempotent: Debian packages via apt-get when missing, Python packages into .venv,
+# device-side libraries into .cache. A second run only checks stamps.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+UMQTT := .cache/mpylib/umqtt/simple.py
+RUN_DIR ?= .vboard/run
+UART_LINK ?= .vboard/uart
+REPL_LINK ?= .vboard/repl
+TAP_PORT ?= 2000
+
+.PHONY: setup sysdeps run test lint unit-mpy test-py clean
+
+setup: sysdeps $(STAMP) $(UMQTT)
+
+sysdeps:
+	@bash host/scripts/sysdeps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -c "import twintap.proto, serial, mpremote, esptool, paho.mqtt" 
+	@test -x $(VENV)/bin/micropython
+	@touch $@
+
+$(UMQTT): $(STAMP) host/twintap/deps.py
+	@$(PY) -m twintap.deps && touch $@
+
+run: setup
+	@echo "twintap: virtual board in $(RUN_DIR); Tap on tcp://127.0.0.1:$(TAP_PORT),"
+	@echo "  UART on $(UART_LINK), REPL on $(REPL_LINK). Try, from another shell:"
+	@echo "  printf '\xa2\xca\x00\x00\x07\x01\x00\x03\xff\xff\x00\x02' | socat -t1 - TCP:127.0.0.1:$(TAP_PORT) | od -An -tx1"
+	@echo "  $(VENV)/bin/mpremote connect $(REPL_LINK) resume exec 'import os; print(os.listdir())'"
+	@echo "  Ctrl-C stops the board."
+	@$(VENV)/bin/twintap vboard run --dir $(RUN_DIR) --update --tcp-port $(TAP_PORT) \
+		--uart $(UART_LINK) --repl $(REPL_LINK)
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+	@echo "lint: ruff clean"
+
+# The unit tests again, under the MicroPython unix port (the same files pytest runs).
+unit-mpy: setup
+	@for f in tests/unit/test_*.py; do \
+		out=$$($(VENV)/bin/micropython $$f 2>&1); rc=$$?; \
+		if [ $$rc -ne 0 ]; then echo "$$out"; echo "FAILED under micropython: $$f"; exit 1; fi; \
+		echo "$$f: $$(echo "$$out" | tail -n 1)"; \
+	done
+
+test-py: setup
+	@set +e; $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "twintap: pytest collected no tests"; fi; exit $$rc
+
+test: setup lint unit-mpy test-py
+
+clean:
+	rm -rf $(VENV) .cache .vboard .pytest_cache .ruff_cache

@@ -1,0 +1,64 @@
+# Board entry point: read the board file and the configuration, create the hardware objects
+# for this platform, inject them into the app and run it. On the unix port (the virtual
+# board) options come from the command line: --tcp-port N --tcp-host H --uart PATH.
+import sys
+
+if "lib" not in sys.path and "/lib" not in sys.path:
+    sys.path.append("lib")
+
+import json  # noqa: E402
+
+
+def _load(path, default):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError:
+        return default
+    except ValueError:
+        print("[E][main] %s is not valid JSON; using defaults" % path)
+        return default
+
+
+def _options():
+    opts = {}
+    argv = sys.argv[1:]
+    i = 0
+    while i + 1 < len(argv):
+        if argv[i].startswith("--"):
+            opts[argv[i][2:]] = argv[i + 1]
+        i += 2
+    return opts
+
+
+def main():
+    board = _load("board.json", {})
+    config = _load("config.json", {})
+    opts = _options()
+    if sys.platform == "esp32":
+        from twintap.platform.esp32 import Platform
+    else:
+        from twintap.platform.unix import Platform
+    platform = Platform()
+    tap_cfg = config.get("tap", {})
+    tcp_port = int(opts.get("tcp-port", tap_cfg.get("tcp_port", 2000)))
+    tcp_host = opts.get("tcp-host", tap_cfg.get("tcp_host", "0.0.0.0"))
+    uart_path = opts.get("uart")
+    uart = platform.open_uart(board.get("uart"), uart_path)
+    uart_name = uart_path or ("uart%d" % board["uart"]["id"] if uart else None)
+
+    import asyncio
+
+    from twintap.app import App
+
+    app = App(platform, board, config, uart, uart_name)
+    try:
+        asyncio.run(app.run(tcp_host, tcp_port))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        asyncio.new_event_loop()
+        print("STOPPED")
+
+
+main()

@@ -1,0 +1,1 @@
+# Byte links -> request APDUs -> dispatcher -> response APDUs.

@@ -1,0 +1,1 @@
+# Rapidomize client: MQTT session over umqtt.simple, topics, SSR handling, outbox.

@@ -1,0 +1,1 @@
+# Tap endpoint: the dispatcher (path -> handler) and the services mounted on it.

@@ -1,0 +1,3 @@
+from twintap.cli import main
+
+raise SystemExit(main())

