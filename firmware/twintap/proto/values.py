@@ -1,0 +1,202 @@
+# Tap variable types and value converters (spec tap-protocol.md section 7).
+# Type byte: bits 7-6 domain, bits 5-0 data type. Values are count x size, big-endian.
+import struct
+
+from . import DecodeError
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+BOOLEAN = const(0x00)
+INT8 = const(0x01)
+INT16 = const(0x02)
+INT32 = const(0x03)
+ASCII = const(0x08)
+FLOAT32 = const(0x13)
+UINT8 = const(0x21)
+UINT16 = const(0x22)
+UINT32 = const(0x23)
+
+DOMAIN_TARGET = const(0)
+DOMAIN_GPIO = const(1)
+DOMAIN_STATIC = const(2)  # IN_TAP_STATIC: kept in the Tap's flash
+DOMAIN_VOLATILE = const(3)  # IN_TAP_VOLATIL
+
+# type -> (name, struct code, size); the name is what board files and the CLI use
+TYPES = {
+    BOOLEAN: ("bool", "B", 1),
+    INT8: ("int8", "b", 1),
+    INT16: ("int16", "h", 2),
+    INT32: ("int32", "i", 4),
+    ASCII: ("ascii", "s", 1),
+    FLOAT32: ("float32", "f", 4),
+    UINT8: ("uint8", "B", 1),
+    UINT16: ("uint16", "H", 2),
+    UINT32: ("uint32", "I", 4),
+}
+BY_NAME = {}
+for _t in TYPES:
+    BY_NAME[TYPES[_t][0]] = _t
+
+_RANGES = {
+    INT8: (-0x80, 0x7F),
+    INT16: (-0x8000, 0x7FFF),
+    INT32: (-0x80000000, 0x7FFFFFFF),
+    UINT8: (0, 0xFF),
+    UINT16: (0, 0xFFFF),
+    UINT32: (0, 0xFFFFFFFF),
+}
+_NOT_ACCEPTABLE = const(0x86)
+
+
+def type_code(name_or_code):
+    # "uint16" or 0x22 -> 0x22; ValueError for anything else
+    if isinstance(name_or_code, int):
+        if name_or_code & 0x3F in TYPES:
+            return name_or_code & 0x3F
+    elif name_or_code in BY_NAME:
+        return BY_NAME[name_or_code]
+    raise ValueError("unknown variable type %r" % (name_or_code,))
+
+
+def type_name(t):
+    return TYPES[t & 0x3F][0]
+
+
+def type_byte(domain, t):
+    return ((domain & 3) << 6) | (t & 0x3F)
+
+
+def split_type_byte(b):
+    # -> (domain, type); DecodeError(0x86) for an unknown data type
+    t = b & 0x3F
+    if t not in TYPES:
+        raise DecodeError("unknown variable type 0x%02X" % b, _NOT_ACCEPTABLE)
+    return b >> 6, t
+
+
+def size(t, count=1):
+    return TYPES[t][2] * count
+
+
+def check(t, v):
+    # Normalise a Python value for type t (bool/int/float/str); ValueError if it does not fit
+    if t == BOOLEAN:
+        if isinstance(v, bool) or v in (0, 1):
+            return bool(v)
+        raise ValueError("not a boolean: %r" % (v,))
+    if t == ASCII:
+        if not isinstance(v, str):
+            raise ValueError("not a string: %r" % (v,))
+        for c in v:
+            if ord(c) > 0x7F or ord(c) == 0:
+                raise ValueError("not printable ASCII: %r" % (v,))
+        return v
+    if t == FLOAT32:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError("not a number: %r" % (v,))
+        f = float(v)
+        if f != f or f in (float("inf"), float("-inf")) or abs(f) > 3.4028234663852886e38:
+            raise ValueError("not a finite float32: %r" % (v,))
+        return f
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, float) and v == int(v):
+            v = int(v)
+        else:
+            raise ValueError("not an integer: %r" % (v,))
+    lo, hi = _RANGES[t]
+    if v < lo or v > hi:
+        raise ValueError("%d is out of range %d..%d for %s" % (v, lo, hi, type_name(t)))
+    return v
+
+
+def encode(t, value, count=1):
+    # Python value (a list when count > 1, a str for ascii) -> wire bytes
+    if t == ASCII:
+        raw = check(t, value).encode()
+        if len(raw) > count:
+            raise ValueError("string longer than %d characters" % count)
+        return raw
+    if count == 1:
+        value = [value]
+    if len(value) != count:
+        raise ValueError("%d values for %d elements" % (len(value), count))
+    out = bytearray(size(t, count))
+    code = ">" + TYPES[t][1]
+    n = TYPES[t][2]
+    for i in range(count):
+        struct.pack_into(code, out, i * n, check(t, value[i]))
+    return bytes(out)
+
+
+def decode(t, data, count=1):
+    # wire bytes -> Python value; DecodeError(0x86) when the length does not fit the type
+    if t == ASCII:
+        if len(data) > count:
+            raise DecodeError("string longer than %d characters" % count, _NOT_ACCEPTABLE)
+        raw = bytes(data)
+        i = raw.find(b"\x00")
+        if i >= 0:
+            raw = raw[:i]
+        try:
+            return check(t, raw.decode())
+        except (ValueError, UnicodeError):
+            raise DecodeError("not printable ASCII", _NOT_ACCEPTABLE)
+    n = TYPES[t][2]
+    if len(data) != n * count:
+        raise DecodeError(
+            "%s x%d takes %d bytes, not %d" % (type_name(t), count, n * count, len(data)),
+            _NOT_ACCEPTABLE,
+        )
+    if t == BOOLEAN:
+        # @iotize/tap encodes false as 0xFE and true as 0x01: only bit 0 counts
+        vals = [bool(data[i] & 1) for i in range(count)]
+    else:
+        code = ">" + TYPES[t][1]
+        vals = [struct.unpack_from(code, data, i * n)[0] for i in range(count)]
+        if t == FLOAT32:
+            for i in range(count):
+                if vals[i] != vals[i] or vals[i] in (float("inf"), float("-inf")):
+                    raise DecodeError("not a finite float32", _NOT_ACCEPTABLE)
+    return vals[0] if count == 1 else vals
+
+
+def parse(t, text, count=1):
+    # Command-line text -> Python value ("true", "12", "1.5", "hello", "1,2,3")
+    if t == ASCII:
+        return text
+    if count > 1:
+        return [parse(t, x.strip()) for x in text.split(",")]
+    if t == BOOLEAN:
+        low = text.strip().lower()
+        if low in ("1", "true", "on", "yes"):
+            return True
+        if low in ("0", "false", "off", "no"):
+            return False
+        raise ValueError("not a boolean: %r" % text)
+    if t == FLOAT32:
+        return float(text)
+    return int(text, 0)
+
+
+def encode_version(text):
+    # "a.b.c" -> a u8, b u8, c u16 ("1.2.300" -> 0102012c)
+    parts = text.split(".")
+    if len(parts) != 3:
+        raise ValueError("version must look like a.b.c: %r" % text)
+    a, b, c = int(parts[0]), int(parts[1]), int(parts[2])
+    if not (0 <= a <= 255 and 0 <= b <= 255 and 0 <= c <= 65535):
+        raise ValueError("version out of range: %r" % text)
+    return struct.pack(">BBH", a, b, c)
+
+
+def decode_version(data):
+    if len(data) != 4:
+        raise DecodeError("a version takes 4 bytes", _NOT_ACCEPTABLE)
+    a, b, c = struct.unpack(">BBH", data)
+    return "%d.%d.%d" % (a, b, c)
