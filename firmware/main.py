@@ -48,8 +48,12 @@ def main():
     uart_name = uart_path or ("uart%d" % board["uart"]["id"] if uart else None)
 
     import asyncio
+    import gc
 
+    gc.collect()
     from twintap.app import App
+
+    gc.collect()
 
     app = App(platform, board, config, uart, uart_name)
     try:

@@ -1,13 +1,36 @@
-# The application: builds the twin, the Tap dispatcher and the links from the board file and
-# the configuration, with hardware objects injected by main.py, then serves them on one loop.
+# The application: builds the twin, the Tap configuration, the dispatcher and the links from
+# the board file and the configuration, with hardware objects injected by main.py (platform,
+# UART), then serves everything on one asyncio loop.
 import asyncio
 import gc
+import time
 
 from . import log
 from .links.tcp import TcpServer
 from .links.uart import uart_link
-from .tap import device
+from .proto import values
+from .tap import device, groups, interface, target, variables
+from .tap.config import TapConfig
 from .tap.dispatcher import Dispatcher
+from .twin import Prop, Twin, TwinError, parse_rwx
+
+_REBOOT_DELAY_MS = 200  # let the response to /3//4 or /3//5 leave first
+
+
+def build_twin(platform, board, twin=None):
+    # Board-file properties -> twin entries, with their sources from the platform
+    twin = twin or Twin()
+    for d in board.get("properties", ()):
+        t = values.type_code(d["type"])
+        p = Prop(
+            d["id"], d["name"], t, d.get("count", 1), parse_rwx(d.get("rwx", "r")),
+            d.get("unit", ""), d.get("bundle", 0), d.get("persist", False),
+            platform.source(d.get("source")), True, d.get("value"),
+        )
+        p.sample_ms = d.get("sample_ms", 0)
+        p.deadband = d.get("deadband", 0)
+        twin.add(p)
+    return twin
 
 
 class App:
@@ -17,12 +40,52 @@ class App:
         self.config = config
         self.uart = uart
         self.uart_name = uart_name
-        self.dispatcher = Dispatcher()
-        device.mount(self.dispatcher, platform, board)
+        self.boot_ms = time.ticks_ms()
+        self.twin = build_twin(platform, board)
+        self.tapcfg = TapConfig(self.twin, board)
+        self.system = device.System(platform, self.reboot, self.factory_reset)
+        self.dispatcher = d = Dispatcher()
+        protocols = interface.WIFI | interface.UART
+        device.mount(d, self.system, board)
+        interface.mount(d, self.tapcfg, protocols, self.boot_ms)
+        variables.mount(d, self.twin, self.tapcfg)
+        groups.mount(d, self.tapcfg)
+        target.mount(d)
         self.tcp = None
 
+    def reboot(self):
+        log.info("app", "reboot requested")
+        asyncio.create_task(self._later(self.platform.reset))
+
+    def factory_reset(self):
+        log.warn("app", "factory reset: configuration and stored values erased")
+        self.tapcfg.factory_reset()
+        self.twin.reset_values()
+        asyncio.create_task(self._later(self.platform.reset))
+
+    async def _later(self, fn):
+        await asyncio.sleep_ms(_REBOOT_DELAY_MS)
+        fn()
+
+    async def sample(self):
+        # Read every sourced property when its sampling period is due.
+        due = {}
+        while True:
+            now = time.ticks_ms()
+            for p in self.twin.props.values():
+                if not p.sample_ms or p.source is None or not hasattr(p.source, "read"):
+                    continue
+                if time.ticks_diff(now, due.get(p.id, now)) < 0:
+                    continue
+                due[p.id] = time.ticks_add(now, p.sample_ms)
+                try:
+                    self.twin.sample(p, p.source.read())
+                except (TwinError, OSError, ValueError) as e:
+                    log.warn("sensor", "%s: %s" % (p.name, e))
+            await asyncio.sleep_ms(50)
+
     async def run(self, tcp_host="0.0.0.0", tcp_port=2000):
-        tasks = []
+        tasks = [asyncio.create_task(self.sample())]
         if tcp_port:
             self.tcp = TcpServer(self.dispatcher, tcp_host, tcp_port)
             await self.tcp.start()

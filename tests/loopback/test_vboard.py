@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import serial
-from twintap.proto import frame, tapcodes
 
 from tests.conftest import micropython_pids_in
+from twintap.proto import frame, tapcodes
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "tap.json").read_text())
 GET_SERIAL = bytes.fromhex(VECTORS["requests"][0]["apdu"])  # GET /3//2
@@ -33,7 +33,7 @@ def expected_serial(flash: Path) -> bytes:
 
 
 def test_ready_line_and_serial_over_tcp(start_board):
-    b = start_board("--heap", "96K")
+    b = start_board("--heap", "192K")
     assert int(b.ready["tcp"]) == b.tcp_port and b.ready["uart"] == "-"
     (resp,) = tcp_exchange(b.tcp_port, GET_SERIAL)
     status, data = frame.decode_response(resp)

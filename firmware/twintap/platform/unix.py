@@ -48,3 +48,47 @@ class Platform:
 
     def reset(self):
         sys.exit(REBOOT_EXIT)
+
+
+class _Sine:
+    # simulated sensor: min..max over period_s, with a little noise
+    def __init__(self, spec):
+        import math
+        import time
+
+        self._sin = math.sin
+        self._time = time
+        self.lo = float(spec.get("min", 0.0))
+        self.hi = float(spec.get("max", 1.0))
+        self.period = float(spec.get("period_s", 60))
+
+    def read(self):
+        t = self._time.time()
+        mid = (self.lo + self.hi) / 2
+        amp = (self.hi - self.lo) / 2
+        noise = (os.urandom(1)[0] - 128) / 128 * amp * 0.02
+        v = mid + amp * self._sin(2 * 3.141592653589793 * t / self.period) + noise
+        return round(min(self.hi, max(self.lo, v)), 2)
+
+
+class _Counter:
+    def __init__(self, spec):
+        self.n = int(spec.get("start", 0))
+
+    def read(self):
+        self.n += 1
+        return self.n
+
+
+def _source(spec):
+    if not spec:
+        return None
+    sim = spec.get("sim")
+    if sim == "sine":
+        return _Sine(spec)
+    if sim == "counter":
+        return _Counter(spec)
+    return None  # pins, ADC, sensors: the virtual board keeps the value in memory
+
+
+Platform.source = staticmethod(_source)
