@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UMQTT := .cache/mpylib/umqtt/simple.py
+INTEROP := tests/interop
+INTEROP_STAMP := $(INTEROP)/node_modules/.installed
 RUN_DIR ?= .vboard/run
 UART_LINK ?= .vboard/uart
 REPL_LINK ?= .vboard/repl
@@ -14,7 +16,7 @@ TAP_PORT ?= 2000
 
 .PHONY: setup sysdeps run test lint unit-mpy test-py clean
 
-setup: sysdeps $(STAMP) $(UMQTT)
+setup: sysdeps $(STAMP) $(UMQTT) $(INTEROP_STAMP)
 
 sysdeps:
 	@bash host/scripts/sysdeps.sh
@@ -28,6 +30,12 @@ $(STAMP): pyproject.toml
 
 $(UMQTT): $(STAMP) host/twintap/deps.py
 	@$(PY) -m twintap.deps && touch $@
+
+# The official IoTize JS client (@iotize/tap and its peers) for the interop tests, exactly as
+# pinned in the committed lock file; no install scripts run.
+$(INTEROP_STAMP): $(INTEROP)/package-lock.json $(INTEROP)/package.json | sysdeps
+	@cd $(INTEROP) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
 
 run: setup
 	@echo "twintap: virtual board in $(RUN_DIR); Tap on tcp://127.0.0.1:$(TAP_PORT),"
