@@ -52,6 +52,23 @@ class App:
         groups.mount(d, self.tapcfg)
         target.mount(d)
         self.tcp = None
+        self.rpz = None
+        rpz_cfg = config.get("rpz")
+        if rpz_cfg and rpz_cfg.get("app_id"):
+            from .rpz.client import RpzClient
+
+            attrs = {
+                "make": "twintap",
+                "model": board.get("name", platform.name),
+                "manufacturer": board.get("manufacturer", "Espressif"),
+                "serial": device.serial_number(platform.unique_id()),
+                "firmware": device.firmware_version(),
+            }
+            attrs.update(rpz_cfg.get("attributes", {}))
+            try:
+                self.rpz = RpzClient(rpz_cfg, self.twin, attrs, {"identify": self.identify})
+            except (OSError, ValueError, KeyError) as e:
+                log.error("rpz", "not started, configuration: %s" % e)
 
     def reboot(self):
         log.info("app", "reboot requested")
@@ -62,6 +79,21 @@ class App:
         self.tapcfg.factory_reset()
         self.twin.reset_values()
         asyncio.create_task(self._later(self.platform.reset))
+
+    def identify(self, times):
+        # EXEC "identify": blink the LED `times` times (default 3) so a person finds the board
+        n = times if isinstance(times, int) and 0 < times <= 20 else 3
+        led = self.twin.by_name.get("led")
+        if led is not None:
+            asyncio.create_task(self._blink(led, n))
+        return n
+
+    async def _blink(self, led, n):
+        before = led.value
+        for i in range(2 * n):
+            self.twin.write(led, not led.value, "system", False)
+            await asyncio.sleep_ms(150)
+        self.twin.write(led, before, "system", False)
 
     async def _later(self, fn):
         await asyncio.sleep_ms(_REBOOT_DELAY_MS)
@@ -91,6 +123,8 @@ class App:
             await self.tcp.start()
         if self.uart is not None:
             tasks.append(asyncio.create_task(uart_link(self.uart, self.dispatcher).serve()))
+        if self.rpz is not None:
+            tasks.append(asyncio.create_task(self.rpz.run()))
         gc.collect()
         print("READY tcp=%s uart=%s" % (tcp_port or "-", self.uart_name or "-"))
         log.info("app", "heap free %d" % gc.mem_free())

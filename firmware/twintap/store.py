@@ -19,6 +19,11 @@ def save(path, obj):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f)
+    replace(tmp, path)
+
+
+def replace(tmp, path):
+    # rename tmp over path (atomic on littlefs and POSIX)
     try:
         os.rename(tmp, path)
     except OSError:  # FAT will not rename over an existing file

@@ -161,7 +161,8 @@ class Twin:
             if prop.type == values.ASCII and len(v) > prop.count:
                 raise ValueError("longer than %d characters" % prop.count)
             if prop.type == values.FLOAT32:
-                v = values.decode(prop.type, values.encode(prop.type, v))  # float32 precision
+                # float32 precision, kept as the shortest decimal that gives it back
+                v = float("%.7g" % values.decode(prop.type, values.encode(prop.type, v)))
             return v
         except ValueError as e:
             raise TwinError(E_VALUE, "%s: %s" % (prop.name, e))

@@ -88,13 +88,13 @@ def compile_firmware(out: Path = MPY_BUILD) -> Path:
 def fill_flash(
     flash: Path, board: str = "unix", update: bool = False, source: bool = False
 ) -> bool:
-    """Put the firmware and the board file into ``flash`` when it is empty (or ``update``).
+    """Put the firmware and the board file into ``flash`` when it has none (or ``update``).
 
     The package goes in as ``.mpy`` (``source=True``: as ``.py``). Returns True when files
     were written. Configuration and data files are never touched.
     """
     flash.mkdir(parents=True, exist_ok=True)
-    if any(flash.iterdir()) and not update:
+    if (flash / "main.py").exists() and not update:
         return False
     shutil.copy2(FIRMWARE / "main.py", flash / "main.py")
     lib = flash / "lib" / "twintap"

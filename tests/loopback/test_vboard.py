@@ -42,14 +42,14 @@ def test_ready_line_and_serial_over_tcp(start_board):
     assert (b.flash / "main.py").is_file() and (b.flash / "board.json").is_file()
 
 
-def test_everything_else_is_not_found_and_garbage_resyncs(start_board):
+def test_unknown_paths_are_not_found_and_garbage_resyncs(start_board):
     b = start_board()
     not_found = frame.encode_response(tapcodes.NOT_FOUND)
     answers = tcp_exchange(
         b.tcp_port,
         frame.encode_request(frame.GET, 3, None, 9),
-        frame.encode_request(frame.GET, 1029, 1, 4),
-        frame.encode_request(frame.PUT, 1029, 1, 4, b"\x01"),
+        frame.encode_request(frame.GET, 1029, 99, 4),
+        frame.encode_request(frame.PUT, 4242, 1, 4, b"\x01"),
         bytes.fromhex("a3ca000007010003ffff0002"),  # wrong CLA
         GET_SERIAL,
     )
