@@ -35,6 +35,7 @@ class Pipe:
     def __init__(self):
         self.rx = b""
         self.tx = bytearray()
+        self.trap = 0  # see _pid_write_bug
 
     def connect(self, addr):
         pass
@@ -51,9 +52,14 @@ class Pipe:
     def write(self, buf, n=None):
         if isinstance(buf, str):
             buf = buf.encode()
+        explicit = n is not None
         if n is None:
             n = len(buf)
         self.tx += bytes(buf[:n])
+        if self.trap and explicit:
+            self.trap -= 1
+            if not self.trap:
+                raise OSError(0)  # written; swallowed by umqtt's own except clause
         return n
 
     def read(self, n):
@@ -75,6 +81,30 @@ class _SocketShim:
     @staticmethod
     def getaddrinfo(*args):
         return [(0, 0, 0, "", ("0.0.0.0", 0))]
+
+
+_bug = None
+
+
+def _pid_write_bug(simple):
+    # umqtt.simple 1.7.0 wraps the packet-id write of a QoS 1 publish() in try/except/else
+    # with a bare `raise` in the else branch: every successful write then raises RuntimeError
+    # before the payload is written. Find out once, with a Pipe, whether this one does that.
+    # If so, the Pipe raises OSError(0) right after storing the packet id (the second write
+    # with an explicit length in publish()), which that except clause swallows: the packet
+    # goes out whole and publish() carries on as intended.
+    global _bug
+    if _bug is None:
+        c = simple.MQTTClient("probe", "localhost", 1883)
+        c.sock = Pipe()
+        try:
+            c.publish(b"t", b"m", False, 1)
+            _bug = False
+        except NeedData:
+            _bug = False
+        except RuntimeError:
+            _bug = True
+    return _bug
 
 
 def _packet_length(buf):
@@ -199,10 +229,16 @@ class Session:
 
     def publish(self, topic, msg, qos=0):
         # Queue a PUBLISH; returns its packet id (QoS 1) or 0. Call flush() to send.
+        from umqtt import simple
+
+        if qos and _pid_write_bug(simple):
+            self.pipe.trap = 2  # the header write, then the packet-id write
         try:
             self.client.publish(topic, msg, False, qos)
         except NeedData:
             pass
+        finally:
+            self.pipe.trap = 0
         return self.client.pid if qos else 0
 
     async def flush(self):
