@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from twintap import TwintapError, __version__, vboard
+from twintap import TwintapError, __version__, relay, tapcli, vboard
 
 # name -> module-level add_parser(subparsers); each sets args.func(args) -> exit status
 COMMANDS = {
     "vboard": vboard.add_parser,
+    "tap": tapcli.add_parser,
+    "relay": relay.add_parser,
 }
 
 
