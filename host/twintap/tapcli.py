@@ -123,7 +123,9 @@ def cmd_read(tap: Tap, args) -> int:
 
 
 def cmd_write(tap: Tap, args) -> int:
-    tap.variable.write(tap.variable.resolve(args.var), args.value)
+    vid = tap.variable.resolve(args.var)
+    tap.variable.write(vid, args.value)
+    print(f"{args.var} = {format_value(tap.variable.read(vid))}")
     return 0
 
 

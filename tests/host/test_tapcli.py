@@ -108,6 +108,7 @@ def test_vars_read_write(capsys, fake):
     assert rows["triple"] == ["7", "triple", "uint8[3]", "x", "rw", "1,2,3"]
     rc, out, _ = run(capsys, "tap", "--link", fake.url, "write", "setpoint", "-7")
     assert rc == 0 and fake.vars[5]["value"] == b"\xff\xf9"
+    assert out.strip() == "setpoint = -7"
     rc, out, _ = run(capsys, "tap", "--link", fake.url, "read", "setpoint")
     assert rc == 0 and out.strip() == "-7"
     rc, out, _ = run(capsys, "tap", "--link", fake.url, "read", "4")

@@ -140,7 +140,7 @@ def test_cli_vars_read_write_monitor(board):
         assert names[:6] == list(UNIX_VARS)
         assert any(x.split()[:3] == ["6", "label", "ascii[16]"] for x in lines)
         r = twintap("tap", "--link", url, "write", "setpoint", "24")
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == 0 and r.stdout.strip() == "setpoint = 24", r.stderr
         r = twintap("tap", "--link", url, "read", "setpoint")
         assert (r.returncode, r.stdout.strip()) == (0, "24")
         r = twintap("tap", "--link", url, "read", "5")
