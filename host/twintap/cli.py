@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from twintap import TwintapError, __version__, relay, tapcli, vboard
+from twintap import TwintapError, __version__, broker, platform, relay, tapcli, vboard
 
 # name -> module-level add_parser(subparsers); each sets args.func(args) -> exit status
 COMMANDS = {
     "vboard": vboard.add_parser,
     "tap": tapcli.add_parser,
     "relay": relay.add_parser,
+    "broker": broker.add_parser,
+    "platform": platform.add_parser,
 }
 
 

@@ -1,0 +1,203 @@
+"""Fixtures for the Rapidomize bench: a real mosquitto (``twintap broker run``) and the bench
+platform (``twintap platform serve``), each a subprocess on a free port, ready when it prints
+its READY line (never a sleep), stopped by its own process id at teardown.
+
+Stand-in devices are paho clients with a board's credentials (``Bench.device``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from twintap import broker as brokerlib
+from twintap import rpztopics
+from twintap.mqttclient import Connection, Credentials
+from twintap.vboard import free_port
+
+BROKER_READY = re.compile(r"^READY (?P<url>mqtts://127\.0\.0\.1:\d+) ca=(?P<ca>\S+)$")
+PLATFORM_READY = re.compile(r"^READY platform broker=(?P<url>\S+)$")
+
+
+def twintap_cmd(*args: object) -> list[str]:
+    """The command line of ``twintap ARGS`` in this interpreter."""
+    return [sys.executable, "-m", "twintap", *map(str, args)]
+
+
+def run_twintap(*args: object, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Run ``twintap ARGS`` to completion; stdout and stderr as text."""
+    return subprocess.run(twintap_cmd(*args), capture_output=True, text=True, timeout=timeout)
+
+
+class LineProcess:
+    """A subprocess whose output (stdout and stderr) is collected line by line."""
+
+    def __init__(self, args: list[str], ready: re.Pattern | None = None,
+                 timeout: float = 30.0) -> None:
+        self.args = args
+        self.lines: list[str] = []
+        self._q: queue.Queue[str | None] = queue.Queue()
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        self.ready = self.wait_for(ready, timeout) if ready is not None else None
+
+    def _read(self) -> None:
+        assert self.proc.stdout
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            self._q.put(line)
+        self._q.put(None)
+
+    def wait_for(self, pattern: re.Pattern | str, timeout: float = 15.0) -> re.Match:
+        """The next output line matching ``pattern`` (earlier lines are passed over)."""
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no line matching {rx.pattern!r}; output: {self.lines}")
+            try:
+                line = self._q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                self._q.put(None)
+                raise AssertionError(f"exited before {rx.pattern!r}; output: {self.lines}")
+            m = rx.search(line)
+            if m:
+                return m
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
+        """Signal the process by its id and wait; kill its group if it does not stop."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class Inbox:
+    """An ``on_message`` handler that queues (topic, JSON or raw payload)."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue[tuple[str, object]] = queue.Queue()
+
+    def __call__(self, topic: str, payload: bytes) -> None:
+        try:
+            body: object = json.loads(payload)
+        except ValueError:
+            body = payload
+        self.q.put((topic, body))
+
+    def get(self, timeout: float = 10.0) -> tuple[str, object]:
+        """The next message; fails the test after ``timeout``."""
+        try:
+            return self.q.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no message within {timeout} s") from None
+
+    def empty(self) -> bool:
+        return self.q.empty()
+
+
+@dataclass
+class Bench:
+    """A running broker: its directory, URL, and helpers to make clients."""
+
+    dir: Path
+    url: str
+    proc: LineProcess
+    conns: list[Connection] = field(default_factory=list)
+
+    @property
+    def ca(self) -> Path:
+        return self.dir / "ca.pem"
+
+    def platform_creds(self) -> Credentials:
+        return brokerlib.BrokerDir(self.dir).platform_credentials()
+
+    def connect(self, creds: Credentials, client_id: str | None = None,
+                on_message: Callable[[str, bytes], None] | None = None) -> Connection:
+        """A connected client, closed at teardown."""
+        c = Connection(self.url, creds, client_id, on_message=on_message)
+        c.connect(10)
+        self.conns.append(c)
+        return c
+
+    def add(self, app: str, cid: str, **kw) -> brokerlib.Added:
+        """A board account, in effect on the running broker when this returns."""
+        added = brokerlib.add_device(self.dir, app, cid, **kw)
+        assert added.reloaded
+        return added
+
+    def device(self, app: str, cid: str, subscribe: bool = True,
+               **kw) -> tuple[Connection, Inbox, str]:
+        """A stand-in board: its account, a client with its credentials and client id,
+        subscribed to its SSR topics; returns (connection, inbox, token)."""
+        added = self.add(app, cid, **kw)
+        assert added.token
+        inbox = Inbox()
+        conn = self.connect(
+            Credentials(added.device.username, added.token, self.ca),
+            rpztopics.client_id(app, cid), inbox,
+        )
+        if subscribe:
+            _, sub = rpztopics.device_topics(app, cid, kw.get("icapp"))
+            assert conn.subscribe(sub) == [1] * len(sub)
+        return conn, inbox, added.token
+
+    def close_clients(self) -> None:
+        for c in self.conns:
+            c.close()
+        self.conns.clear()
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Bench:
+    """``twintap broker run`` on a free port, for the whole module."""
+    d = tmp_path_factory.mktemp("broker")
+    proc = LineProcess(
+        twintap_cmd("broker", "run", "--dir", d, "--port", free_port()), BROKER_READY
+    )
+    b = Bench(d, proc.ready["url"], proc)
+    yield b
+    b.close_clients()
+    assert proc.stop() == 0, proc.lines
+
+
+@pytest.fixture
+def clients(bench: Bench) -> Bench:
+    """The module's broker; clients made through it are closed after each test."""
+    yield bench
+    bench.close_clients()
+
+
+@pytest.fixture(scope="module")
+def platform(bench: Bench, tmp_path_factory) -> LineProcess:
+    """``twintap platform serve`` against the module's broker."""
+    d = tmp_path_factory.mktemp("platform")
+    proc = LineProcess(
+        twintap_cmd("platform", "serve", "--broker-dir", bench.dir, "--dir", d), PLATFORM_READY
+    )
+    proc.dir = d  # type: ignore[attr-defined]
+    yield proc
+    assert proc.stop() == 0, proc.lines
