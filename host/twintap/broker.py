@@ -399,7 +399,11 @@ class Broker:
             "allow_anonymous false",
             f"password_file {d.passwd}",
             f"acl_file {d.acl}",
-            "persistence false",
+            # sessions and queued QoS 1 messages of persistent clients (the platform) survive
+            # a broker restart
+            "persistence true",
+            f"persistence_location {d.path}/",
+            "autosave_interval 5",
             "log_dest stderr",
             "log_type error", "log_type warning", "log_type notice", "log_type information",
             "log_timestamp false",

@@ -84,6 +84,7 @@ class Connection:
         keepalive: int = 30,
         on_message: Handler | None = None,
         log: Callable[[str], None] | None = None,
+        clean_session: bool = True,
     ) -> None:
         self.url = url if isinstance(url, BrokerURL) else parse_url(url)
         self.creds = creds or Credentials()
@@ -99,7 +100,8 @@ class Connection:
         self._suback_cv = threading.Condition()
         self._closing = False
         c = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True,
+            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+            clean_session=clean_session,
             protocol=mqtt.MQTTv311,
         )
         if self.url.tls:

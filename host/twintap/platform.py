@@ -18,6 +18,7 @@ whose ``refId`` (the ``ref`` field when given, else the ``mid``) is theirs: exit
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -67,7 +68,12 @@ class Platform:
         self.creds = creds
         self.dir = Path(directory)
         self.echo = echo or (lambda line: print(line, flush=True))
-        self.client_id = client_id or "twintap-platform-" + secrets.token_hex(4)
+        # One persistent session per platform store: while the platform is away (or the
+        # broker restarts, with its persistence on) the broker keeps the devices' QoS 1
+        # events for it, so that a board's outbox, emptied on PUBACK, loses nothing.
+        self.client_id = client_id or "twintap-platform-" + hashlib.sha256(
+            str(Path(self.dir).resolve()).encode()
+        ).hexdigest()[:8]
         self.store: Store | None = None
         self.conn: Connection | None = None
 
@@ -75,7 +81,8 @@ class Platform:
         """Open the store, connect, subscribe; returns the READY line."""
         self.store = Store(self.dir / DB_NAME)
         self.conn = Connection(
-            self.url, self.creds, self.client_id, on_message=self._on_message, log=self.echo
+            self.url, self.creds, self.client_id, on_message=self._on_message, log=self.echo,
+            clean_session=False,
         )
         self.conn.connect(timeout)
         granted = self.conn.subscribe(list(rpztopics.PLATFORM_SUBSCRIPTIONS), 1, timeout)

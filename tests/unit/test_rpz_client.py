@@ -176,6 +176,19 @@ def test_ssr_errors():
     assert ack["op"] == rc.WRITE
 
 
+def test_ssr_internal_error_keeps_the_client_running():
+    scratch()
+    cl, tw = make_client()
+
+    def broken(v):
+        raise KeyError("bug")
+
+    cl.actions["identify"] = broken
+    _, ack, _ = ssr(cl, {"mid": 1, "op": rc.EXEC, "msg": {"n": "identify"}})
+    assert ack == {"mid": 1, "op": rc.INTERNAL_SERVER_ERROR, "err": "internal error"}
+    assert ssr(cl, {"mid": 2, "op": rc.NOP})[1]["op"] == rc.NOP
+
+
 def test_ssr_rate_limit():
     scratch()
     cl, tw = make_client(ssr_per_s=3)

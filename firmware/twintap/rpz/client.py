@@ -193,6 +193,8 @@ class RpzClient:
         digest = self.digest(decl)
         if self.state.get("digest") != digest:
             await self._register(decl, digest)
+        elif not self.registered:
+            log.info("rpz", "declaration unchanged: not registering again")
         self.registered = True
         if not self.synced:
             await self._take_platform_values()
