@@ -9,9 +9,7 @@ STAMP := $(VENV)/.installed
 UMQTT := .cache/mpylib/umqtt/simple.py
 INTEROP := tests/interop
 INTEROP_STAMP := $(INTEROP)/node_modules/.installed
-RUN_DIR ?= .vboard/run
-UART_LINK ?= .vboard/uart
-REPL_LINK ?= .vboard/repl
+RUN_DIR ?= .twintap
 TAP_PORT ?= 2000
 
 .PHONY: setup sysdeps run test lint unit-mpy test-py clean
@@ -38,15 +36,7 @@ $(INTEROP_STAMP): $(INTEROP)/package-lock.json $(INTEROP)/package.json | sysdeps
 	@touch $@
 
 run: setup
-	@echo "twintap: virtual board in $(RUN_DIR); Tap on tcp://127.0.0.1:$(TAP_PORT),"
-	@echo "  UART on $(UART_LINK), REPL on $(REPL_LINK). Try, from another shell:"
-	@echo "  $(VENV)/bin/twintap tap --link tcp://127.0.0.1:$(TAP_PORT) info        # or: vars, read setpoint, write led 1"
-	@echo "  $(VENV)/bin/twintap tap --link $(UART_LINK) monitor temperature counter  # Tap over the UART pty"
-	@echo "  printf '\xa2\xca\x00\x00\x07\x01\x00\x03\xff\xff\x00\x02' | socat -t1 - TCP:127.0.0.1:$(TAP_PORT) | od -An -tx1"
-	@echo "  $(VENV)/bin/mpremote connect $(REPL_LINK) resume exec 'import os; print(os.listdir())'"
-	@echo "  Ctrl-C stops the board."
-	@$(VENV)/bin/twintap vboard run --dir $(RUN_DIR) --update --tcp-port $(TAP_PORT) \
-		--uart $(UART_LINK) --repl $(REPL_LINK)
+	@$(VENV)/bin/twintap run --dir $(RUN_DIR) --tap-port $(TAP_PORT)
 
 lint: setup
 	@$(VENV)/bin/ruff check .

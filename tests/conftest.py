@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from twintap.vboard import free_port
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,10 +17,11 @@ from .twin import Prop, Twin, TwinError, parse_rwx
 _REBOOT_DELAY_MS = 200  # let the response to /3//4 or /3//5 leave first
 
 
-def build_twin(platform, board, twin=None):
-    # Board-file properties -> twin entries, with their sources from the platform
+def build_twin(platform, board, config, twin=None):
+    # Board-file properties, then those the configuration adds -> twin entries, with their
+    # sources from the platform
     twin = twin or Twin()
-    for d in board.get("properties", ()):
+    for d in board.get("properties", []) + config.get("properties", []):
         t = values.type_code(d["type"])
         p = Prop(
             d["id"], d["name"], t, d.get("count", 1), parse_rwx(d.get("rwx", "r")),
@@ -41,7 +42,7 @@ class App:
         self.uart = uart
         self.uart_name = uart_name
         self.boot_ms = time.ticks_ms()
-        self.twin = build_twin(platform, board)
+        self.twin = build_twin(platform, board, config)
         self.tapcfg = TapConfig(self.twin, board)
         self.system = device.System(platform, self.reboot, self.factory_reset)
         self.dispatcher = d = Dispatcher()

@@ -9,7 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from twintap import TwintapError, __version__, broker, platform, relay, tapcli, vboard
+from twintap import (
+    TwintapError,
+    __version__,
+    broker,
+    platform,
+    relay,
+    runall,
+    tapcli,
+    vboard,
+)
 
 # name -> module-level add_parser(subparsers); each sets args.func(args) -> exit status
 COMMANDS = {
@@ -18,6 +27,7 @@ COMMANDS = {
     "relay": relay.add_parser,
     "broker": broker.add_parser,
     "platform": platform.add_parser,
+    "run": runall.add_parser,
 }
 
 
