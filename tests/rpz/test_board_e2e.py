@@ -249,6 +249,8 @@ def test_qos1_outbox_survives_broker_and_board_restarts(own_broker, start_board,
         assert len(seqs) == len(set(seqs)), "an event was stored twice"
         assert sorted(seqs) == list(range(min(seqs), max(seqs) + 1)), "an event was lost"
         assert instance(plat, "e2e-3")["missing"] == 0
+        # two reconnects and a reboot with an unchanged declaration: registered once
+        assert instance(plat, "e2e-3")["registrations"] == 1
     finally:
         plat.stop()
 
