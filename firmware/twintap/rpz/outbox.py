@@ -24,6 +24,7 @@ class Outbox:
         self.dropped = st.get("dropped", 0)
         self.floor = st.get("floor", 0)  # events up to here were dropped (counted already)
         self._lines = 0
+        self._torn = False  # the log ends in a torn line: start the next on a new line
         self._load()
 
     def _load(self):
@@ -36,6 +37,7 @@ class Outbox:
                 return
         with f:
             for line in f:
+                self._torn = not line.endswith("\n")
                 try:
                     seq, payload = json.loads(line)
                 except (ValueError, TypeError):
@@ -64,6 +66,9 @@ class Outbox:
         if self._lines >= 2 * self.limit:
             self._rewrite()
         with open(self.log_path, "a") as f:
+            if self._torn:
+                f.write("\n")
+                self._torn = False
             f.write(json.dumps([seq, payload]) + "\n")
         self._lines += 1
 

@@ -1,4 +1,5 @@
 # Device service, LwM2M object 3 (spec tap-protocol.md section 6, "device").
+import gc
 import struct
 import sys
 import time
@@ -50,7 +51,11 @@ def mount(d, system, board):
     d.add(_OBJ, 5, post=lambda s, i, p: system.factory_reset())
     d.add(_OBJ, 6, get=constant(bytes((DC,))))
     d.add(_OBJ, 7, get=constant(struct.pack(">I", board.get("vcc_mv", 3300))))
-    d.add(_OBJ, 10, get=lambda s, i, p: struct.pack(">I", plat.mem_free()))
+    def memory_free(s, i, p):
+        gc.collect()  # what is really free, not what garbage hides
+        return struct.pack(">I", plat.mem_free())
+
+    d.add(_OBJ, 10, get=memory_free)
 
     def get_error(s, i, p):
         return struct.pack(">I", system.last_error)
