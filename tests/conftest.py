@@ -20,6 +20,10 @@ import pytest
 
 from twintap.vboard import free_port
 
+# the bench broker and platform fixtures (bench, platform, clients, own_broker), for every
+# test directory
+pytest_plugins = ["tests.rpz.fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 READY_RE = re.compile(r"^READY tcp=(?P<tcp>\S+) uart=(?P<uart>\S+)(?: repl=(?P<repl>\S+))?$")
 

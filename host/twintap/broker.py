@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from twintap import TwintapError, pki, rpztopics
+from twintap import TwintapError, pki, rpztopics, say
 from twintap.mqttclient import Connection, Credentials
 
 DEFAULT_DIR = Path(".twintap/broker")
@@ -374,7 +374,7 @@ class Broker:
         self.host = host
         self.connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.names = [*names] + ([] if host in ("0.0.0.0", "") else [host])
-        self.echo = echo or (lambda line: print(line, flush=True))
+        self.echo = echo or say
         self.proc: subprocess.Popen | None = None
         self.exited = threading.Event()
         self._tail: list[str] = []
@@ -505,13 +505,13 @@ def run(args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print(b.start(), flush=True)
+    say(b.start())
     while not stop.wait(0.2):
         if b.exited.is_set():
             b.stop()
             raise TwintapError(f"mosquitto exited with status {b.proc.returncode}")
     b.stop()
-    print("[I][broker] stopped", flush=True)
+    say("[I][broker] stopped")
     return 0
 
 

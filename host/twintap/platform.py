@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from twintap import TwintapError, rpztopics
+from twintap import TwintapError, rpztopics, say
 from twintap.broker import DEFAULT_DIR as DEFAULT_BROKER_DIR
 from twintap.broker import BrokerDir
 from twintap.mqttclient import Connection, Credentials
@@ -67,7 +67,7 @@ class Platform:
         self.url = url
         self.creds = creds
         self.dir = Path(directory)
-        self.echo = echo or (lambda line: print(line, flush=True))
+        self.echo = echo or say
         # One persistent session per platform store: while the platform is away (or the
         # broker restarts, with its persistence on) the broker keeps the devices' QoS 1
         # events for it, so that a board's outbox, emptied on PUBACK, loses nothing.
@@ -326,10 +326,10 @@ def serve(args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print(p.start(), flush=True)
+    say(p.start())
     stop.wait()
     p.stop()
-    print("[I][platform] stopped", flush=True)
+    say("[I][platform] stopped")
     return 0
 
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from twintap import TwintapError
+from twintap import TwintapError, say
 from twintap.proto import frame
 from twintap.tap import Link, TapError, TapTimeout, open_link
 
@@ -56,7 +56,7 @@ class Relay:
     ) -> None:
         self.host, self.port, self.to = host, port, to
         self.timeout = timeout
-        self.log = log or (lambda line: print(line, flush=True))
+        self.log = log or say
         self.link: Link | None = None
         self.sock: socket.socket | None = None
         self.stop_event = threading.Event()
@@ -177,9 +177,9 @@ def run(args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print(relay.start(), flush=True)
+    say(relay.start())
     relay.serve()
-    print("[I][relay] stopped", flush=True)
+    say("[I][relay] stopped")
     return 0
 
 

@@ -13,7 +13,7 @@ import signal
 import threading
 from pathlib import Path
 
-from twintap import TwintapError
+from twintap import TwintapError, say
 from twintap.broker import Broker, BrokerDir, add_device
 from twintap.platform import Platform
 from twintap.vboard import VirtualBoard
@@ -50,7 +50,7 @@ def run(args) -> int:
     try:
         # the broker's own chatter stays out of the way; its errors still show
         broker = Broker(root / "broker", args.mqtt_port,
-                        echo=lambda line: "rror" in line and print(line, flush=True))
+                        echo=lambda line: "rror" in line and say(line))
         broker.start()
         started.append(broker)
         added = add_device(root / "broker", args.app, args.cid, replace=True)
@@ -87,7 +87,7 @@ def run(args) -> int:
     finally:
         for thing in reversed(started):
             thing.stop()
-    print("[I][run] stopped", flush=True)
+    say("[I][run] stopped")
     return 0
 
 

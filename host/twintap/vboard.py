@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from twintap import TwintapError
+from twintap import TwintapError, say
 from twintap.paths import CACHE, FIRMWARE, MPY_LIB, board_file
 from twintap.ptylink import PtyBridge
 
@@ -135,7 +135,7 @@ class VirtualBoard:
         self.heap = heap
         self.update = update
         self.source = source
-        self.echo = echo or (lambda line: print(line, flush=True))
+        self.echo = echo or say
         self.proc: subprocess.Popen | None = None
         self.uart: PtyBridge | None = None
         self.console: PtyBridge | None = None
@@ -314,7 +314,7 @@ def run(args) -> int:
         if vb.exited.is_set():
             return 1
     vb.stop()
-    print("[I][vboard] stopped", flush=True)
+    say("[I][vboard] stopped")
     return 0
 
 

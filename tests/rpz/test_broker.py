@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.rpz.conftest import BROKER_READY, Bench, Inbox, LineProcess, run_twintap, twintap_cmd
+from tests.rpz.fixtures import BROKER_READY, Bench, Inbox, LineProcess, run_twintap, twintap_cmd
 from twintap import TwintapError, pki, rpztopics
 from twintap.broker import BrokerDir
 from twintap.mqttclient import Connection, Credentials

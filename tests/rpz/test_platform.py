@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
-from tests.rpz.conftest import Bench, LineProcess, run_twintap, twintap_cmd
+from tests.rpz.fixtures import Bench, LineProcess, run_twintap, twintap_cmd
 from twintap import rpztopics
 from twintap.mqttclient import Connection
 from twintap.proto import rpzcodes as rc
@@ -290,7 +290,7 @@ def test_write_to_every_instance(clients: Bench, platform: LineProcess):
 
 def test_library_api_in_process(tmp_path):
     """Broker, add_device, Platform and send_ssr as a test or a script would use them."""
-    from tests.rpz.conftest import Inbox
+    from tests.rpz.fixtures import Inbox
     from twintap.broker import Broker, add_device
     from twintap.mqttclient import Credentials
     from twintap.platform import Platform, send_ssr

@@ -201,3 +201,21 @@ def platform(bench: Bench, tmp_path_factory) -> LineProcess:
     proc.dir = d  # type: ignore[attr-defined]
     yield proc
     assert proc.stop() == 0, proc.lines
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of the test's own, to stop and start again on the same port."""
+    d = tmp_path / "broker"
+    port = free_port()
+    procs = []
+
+    def start() -> LineProcess:
+        p = LineProcess(twintap_cmd("broker", "run", "--dir", d, "--port", port), BROKER_READY)
+        procs.append(p)
+        return p
+
+    start.dir = d
+    yield start
+    for p in procs:
+        p.stop()
