@@ -1,6 +1,7 @@
 # Board entry point: read the board file and the configuration, create the hardware objects
 # for this platform, inject them into the app and run it. On the unix port (the virtual
-# board) options come from the command line: --tcp-port N --tcp-host H --uart PATH.
+# board) options come from the command line: --tcp-port N --tcp-host H --uart PATH
+# --ble PATH (the emulated radio's socket).
 import sys
 
 if "lib" not in sys.path and "/lib" not in sys.path:
@@ -33,7 +34,9 @@ def _options():
 
 def main():
     board = _load("board.json", {})
-    config = _load("config.json", {})
+    from twintap import onboard  # config.json checked; what fails is left out (safe mode)
+
+    config, safe = onboard.load_config()
     opts = _options()
     if sys.platform == "esp32":
         from twintap.platform.esp32 import Platform
@@ -46,6 +49,13 @@ def main():
     uart_path = opts.get("uart")
     uart = platform.open_uart(board.get("uart"), uart_path)
     uart_name = uart_path or ("uart%d" % board["uart"]["id"] if uart else None)
+    ble = ble_label = None
+    if config.get("ble_name", board.get("ble_name")):  # "ble_name": "" turns BLE off
+        try:
+            ble = platform.open_ble(opts.get("ble"))
+            ble_label = opts.get("ble") or "on"
+        except (OSError, ImportError) as e:
+            print("[E][main] no BLE radio: %s" % e)
 
     import asyncio
     import gc
@@ -55,7 +65,13 @@ def main():
 
     gc.collect()
 
-    app = App(platform, board, config, uart, uart_name)
+    try:
+        app = App(platform, board, config, uart, uart_name, ble, ble_label)
+    except Exception as e:  # never a boot loop over a configuration: start without it
+        safe = "start-up failed with config.json (%s: %s)" % (e.__class__.__name__, e)
+        config = {}
+        app = App(platform, board, config, uart, uart_name, ble, ble_label)
+    onboard.safe_mode(safe)
     try:
         asyncio.run(app.run(tcp_host, tcp_port))
     except KeyboardInterrupt:

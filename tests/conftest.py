@@ -25,7 +25,9 @@ from twintap.vboard import free_port
 pytest_plugins = ["tests.rpz.fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
-READY_RE = re.compile(r"^READY tcp=(?P<tcp>\S+) uart=(?P<uart>\S+)(?: repl=(?P<repl>\S+))?$")
+READY_RE = re.compile(
+    r"^READY tcp=(?P<tcp>\S+) uart=(?P<uart>\S+)(?: repl=(?P<repl>\S+))?(?: ble=(?P<ble>\S+))?$"
+)
 
 
 class BoardProcess:

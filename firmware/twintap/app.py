@@ -7,9 +7,8 @@ import time
 
 from . import log
 from .links.tcp import TcpServer
-from .links.uart import uart_link
 from .proto import values
-from .tap import device, groups, interface, target, variables
+from .tap import auth, device, groups, interface, target, variables
 from .tap.config import TapConfig
 from .tap.dispatcher import Dispatcher
 from .twin import Prop, Twin, TwinError, parse_rwx
@@ -35,7 +34,8 @@ def build_twin(platform, board, config, twin=None):
 
 
 class App:
-    def __init__(self, platform, board, config, uart=None, uart_name=None):
+    def __init__(self, platform, board, config, uart=None, uart_name=None, ble=None,
+                 ble_label=None):
         self.platform = platform
         self.board = board
         self.config = config
@@ -47,10 +47,20 @@ class App:
         self.system = device.System(platform, self.reboot, self.factory_reset)
         self.dispatcher = d = Dispatcher()
         protocols = interface.WIFI | interface.UART
+        self.ble = None
+        self.ble_label = ble_label
+        if ble:  # (radio, UUID type) from the platform
+            from .links.ble import PREFERRED_MTU, BleLink
+
+            name = str(config.get("ble_name") or board.get("ble_name") or "twintap")
+            mtu = board.get("ble_mtu", PREFERRED_MTU)
+            self.ble = BleLink(ble[0], ble[1], d, name, mtu, board.get("ble_piece", 0))
+            protocols |= interface.BLE
         device.mount(d, self.system, board)
         interface.mount(d, self.tapcfg, protocols, self.boot_ms)
         variables.mount(d, self.twin, self.tapcfg)
         groups.mount(d, self.tapcfg)
+        auth.mount(d, auth.Auth(self.tapcfg, config.get("tap", {})))
         target.mount(d)
         self.tcp = None
         self.rpz = None
@@ -70,6 +80,9 @@ class App:
                 self.rpz = RpzClient(rpz_cfg, self.twin, attrs, {"identify": self.identify})
             except (OSError, ValueError, KeyError) as e:
                 log.error("rpz", "not started, configuration: %s" % e)
+        from .onboard import Onboard  # Wi-Fi, Improv, provisioned users, doctor status
+
+        self.onboard = Onboard(self)
 
     def reboot(self):
         log.info("app", "reboot requested")
@@ -123,11 +136,21 @@ class App:
             self.tcp = TcpServer(self.dispatcher, tcp_host, tcp_port)
             await self.tcp.start()
         if self.uart is not None:
-            tasks.append(asyncio.create_task(uart_link(self.uart, self.dispatcher).serve()))
+            link = self.onboard.uart_link(self.uart, self.dispatcher)  # Tap (+ Improv)
+            tasks.append(asyncio.create_task(link.serve()))
+        if self.ble is not None:
+            try:
+                self.ble.start()
+                tasks.append(asyncio.create_task(self.ble.serve()))
+            except (OSError, ValueError) as e:
+                log.error("ble", "not started: %s" % e)
+                self.ble = None
         if self.rpz is not None:
             tasks.append(asyncio.create_task(self.rpz.run()))
+        tasks += self.onboard.tasks(tcp_port)
         gc.collect()
-        print("READY tcp=%s uart=%s" % (tcp_port or "-", self.uart_name or "-"))
+        ble = " ble=%s" % self.ble_label if self.ble else ""
+        print("READY tcp=%s uart=%s%s" % (tcp_port or "-", self.uart_name or "-", ble))
         log.info("app", "heap free %d" % gc.mem_free())
         try:
             while True:

@@ -1,12 +1,31 @@
 # One log line shape for the board: "[L][tag] message", L in E W I D (ESPHome-like), so that
 # `twintap monitor` and the virtual board can colour and filter lines. Never log secrets.
+# The last errors and warnings stay in a small ring, readable from the REPL
+# (`from twintap import log; log.recent()`), which `twintap doctor` reports.
 level = 3  # 0 none, 1 errors, 2 warnings, 3 info, 4 debug
 _LETTERS = "?EWID"
+RING = 10  # errors and warnings kept in memory
+_ring = []
+dropped = 0  # ring entries pushed out by newer ones
 
 
 def _log(lvl, tag, msg):
+    global dropped
+    if lvl > level and lvl > 2:
+        return
+    line = "[" + _LETTERS[lvl] + "][" + tag + "] " + msg
+    if lvl <= 2:
+        if len(_ring) >= RING:
+            _ring.pop(0)
+            dropped += 1
+        _ring.append(line)
     if lvl <= level:
-        print("[" + _LETTERS[lvl] + "][" + tag + "] " + msg)
+        print(line)
+
+
+def recent():
+    # the last RING error and warning lines, oldest first
+    return list(_ring)
 
 
 def error(tag, msg):

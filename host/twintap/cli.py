@@ -13,7 +13,12 @@ from twintap import (
     TwintapError,
     __version__,
     broker,
+    deploy,
+    doctor,
+    flash,
+    monitor,
     platform,
+    provision,
     relay,
     runall,
     tapcli,
@@ -28,6 +33,11 @@ COMMANDS = {
     "broker": broker.add_parser,
     "platform": platform.add_parser,
     "run": runall.add_parser,
+    "flash": flash.add_parser,
+    "deploy": deploy.add_parser,
+    "provision": provision.add_parser,
+    "doctor": doctor.add_parser,
+    "monitor": monitor.add_parser,
 }
 
 

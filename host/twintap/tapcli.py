@@ -1,13 +1,17 @@
 """``twintap tap --link URL <cmd>``: talk Tap to a board (esptool/mpremote style).
 
 Commands: info, get/put/post PATH [HEX], vars, read VAR, write VAR VALUE, monitor VAR...,
-configure FILE.json. ``--link`` defaults to ``$TWINTAP_LINK``. A raw request whose answer is
-an error status exits 1; every other failure prints ``twintap: message`` and exits 2.
+configure FILE.json, passwd USER, whoami, scan (BLE). ``--link`` defaults to ``$TWINTAP_LINK``.
+``--user`` logs in first (the password from ``--password``, ``$TWINTAP_PASSWORD`` or a prompt
+without echo) and out at the end; ``--encrypt`` runs everything in an encrypted session. A
+raw request whose answer is an error status exits 1; every other failure prints
+``twintap: message`` and exits 2. Passwords and keys are never printed.
 """
 
 from __future__ import annotations
 
 import csv
+import getpass
 import json
 import os
 import sys
@@ -22,6 +26,8 @@ from twintap.tap import config as tapconfig
 from twintap.tap.services import format_value, maybe
 
 ENV_LINK = "TWINTAP_LINK"
+ENV_PASSWORD = "TWINTAP_PASSWORD"
+ENV_NEW = "TWINTAP_NEW_PASSWORD"
 
 
 def parse_hex(text: str) -> bytes:
@@ -48,17 +54,54 @@ def print_table(rows: list[list[str]], header: list[str] | None = None) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _password(args) -> str | None:
+    """--password, else $TWINTAP_PASSWORD, else a prompt (never echoed) when --user is set."""
+    if not getattr(args, "user", None):
+        return None
+    pw = args.password if args.password is not None else os.environ.get(ENV_PASSWORD)
+    if pw is None:
+        pw = getpass.getpass(f"password for {args.user}: ")
+    return pw
+
+
 def _open(args) -> Tap:
     link = args.link or os.environ.get(ENV_LINK)
     if not link:
         raise TwintapError("no --link given")
-    return Tap.connect(link, timeout=args.timeout)
+    if getattr(args, "iv_period", 0) < 0:
+        raise TwintapError("--iv-period must be >= 0")
+    password = _password(args)
+    tap = Tap.connect(link, timeout=args.timeout)
+    try:
+        tap.encryption.iv_period = args.iv_period
+        if args.encrypt:
+            tap.encryption.start()
+        if args.user:
+            tap.auth.login(args.user, password)
+    except BaseException:
+        tap.close()
+        raise
+    return tap
+
+
+def _close(tap: Tap) -> None:
+    """Log out (when logged in) and close; a failing logout does not hide the result."""
+    try:
+        if tap.auth.user is not None:
+            tap.auth.logout()
+    except TapError:
+        pass
+    finally:
+        tap.close()
 
 
 def _with_tap(fn: Callable) -> Callable:
     def run(args) -> int:
-        with _open(args) as tap:
+        tap = _open(args)
+        try:
             return fn(tap, args)
+        finally:
+            _close(tap)
 
     return run
 
@@ -194,9 +237,62 @@ def cmd_configure(args) -> int:
     except (OSError, ValueError) as e:
         raise TwintapError(f"configure: cannot read {args.file}: {e}") from None
     tapconfig.plan(cfg)  # a bad file fails here, before the link is opened
-    with _open(args) as tap:
+    tap = _open(args)
+    try:
         n = tapconfig.apply(tap, cfg, progress=lambda line: print(line, flush=True))
+    finally:
+        _close(tap)
     print(f"configured: {n} steps")
+    return 0
+
+
+def cmd_passwd(tap: Tap, args) -> int:
+    """Set a user's password: prompted twice, sent as SCRAM keys derived here."""
+    gid = tap.auth.group_id(args.target)
+    pw = args.new_password if args.new_password is not None else os.environ.get(ENV_NEW)
+    if pw is None:
+        pw = getpass.getpass(f"new password for {args.target}: ")
+        if getpass.getpass("again: ") != pw:
+            raise TwintapError("the passwords differ")
+    if not pw:
+        raise TwintapError("empty password")
+    tap.auth.change_password(gid, pw)
+    print(f"password of {args.target} (group {gid}) changed")
+    return 0
+
+
+def cmd_whoami(tap: Tap, args) -> int:
+    gid = tap.auth.current_group()
+    name = maybe(tap.group.name, gid)
+    opts = tap.auth.options()
+    rows = [
+        ["group", f"{gid} ({name})" if name else str(gid)],
+        ["profile", str(tap.auth.current_profile())],
+        ["login method", tap.auth.method_for(opts)],
+        ["encrypted", "yes" if tap.encryption.active else "no"],
+    ]
+    if gid and name is not None:
+        rows.append(["session lifetime", f"{maybe(tap.group.session_lifetime, gid)} min"])
+    print_table(rows)
+    return 0
+
+
+def cmd_scan(args) -> int:
+    """Tap boards in BLE range (bleak), or the virtual boards on --vble sockets."""
+    from twintap.tap import ble
+
+    if args.seconds <= 0:
+        raise TwintapError("--seconds must be > 0")
+    if args.vble:
+        found = [d for path in args.vble for d in ble.scan_vble(path, args.seconds)]
+    else:
+        found = ble.scan_ble(args.seconds)
+    if not found:
+        print("no Tap board found" + ("" if args.vble else " (is the board advertising?)"))
+        return 1
+    rows = [[d["name"] or "?", d["address"], "-" if d["rssi"] is None else str(d["rssi"]),
+             ",".join(d["services"]), d["link"]] for d in found]
+    print_table(rows, ["name", "address", "rssi", "services", "link"])
     return 0
 
 
@@ -205,9 +301,20 @@ def add_parser(sub) -> None:
     p = sub.add_parser("tap", help="talk Tap to a board: info, get/put/post, variables, "
                                    "monitor, configure")
     p.add_argument("--link", help="tcp://HOST:PORT, serial:///dev/ttyUSB0?baud=115200, a "
-                                  f"device or pty path, or a pyserial URL (default: ${ENV_LINK})")
+                                  "device or pty path, a pyserial URL, ble://NAME-or-ADDRESS, "
+                                  "vble://SOCKET[?service=legacy|fast&mtu=N] "
+                                  f"(default: ${ENV_LINK})")
     p.add_argument("--timeout", type=float, default=2.0,
                    help="seconds to wait for each response (default: 2)")
+    p.add_argument("--user", help="log in as USER first (basic, hashed or SCRAM, as the "
+                                  "board's security options say); logs out at the end")
+    p.add_argument("--password", help=f"USER's password (default: ${ENV_PASSWORD}, else "
+                                      "asked without echo)")
+    p.add_argument("--encrypt", action="store_true",
+                   help="encrypted session (GET /1024//47); a SCRAM login always encrypts")
+    p.add_argument("--iv-period", type=int, default=100, metavar="N",
+                   help="new IVs every N encrypted frames (default: 100; 1: a new IV with "
+                        "every request, /1024//44; 0: never)")
     tsub = p.add_subparsers(dest="tap_cmd", required=True, metavar="CMD")
 
     c = tsub.add_parser("info", help="identity, firmware, application and session")
@@ -232,6 +339,19 @@ def add_parser(sub) -> None:
     c.add_argument("--csv", action="store_true", help="CSV: time,name1,name2 then rows")
     c.add_argument("--count", type=int, help="stop after N polls")
     c.set_defaults(func=_with_tap(cmd_monitor))
+    c = tsub.add_parser("passwd", help="set a user's password (asked twice, never echoed; "
+                                       "sent as SCRAM keys)")
+    c.add_argument("target", metavar="USER", help="admin, supervisor, a group id or a user name")
+    c.add_argument("--new-password", help=f"(scripts) the new password; default "
+                                          f"${ENV_NEW}, else asked")
+    c.set_defaults(func=_with_tap(cmd_passwd))
+    c = tsub.add_parser("whoami", help="current group, profile, login method, encryption")
+    c.set_defaults(func=_with_tap(cmd_whoami))
+    c = tsub.add_parser("scan", help="list Tap boards in BLE range (or virtual ones: --vble)")
+    c.add_argument("--vble", action="append", metavar="SOCKET",
+                   help="a virtual board's radio socket instead of the adapter (repeatable)")
+    c.add_argument("--seconds", type=float, default=5.0, help="scan time (default: 5)")
+    c.set_defaults(func=cmd_scan)
     c = tsub.add_parser("configure", help="apply an IoTize-shaped Tap configuration (JSON)")
     c.add_argument("file")
     c.set_defaults(func=cmd_configure)

@@ -1,8 +1,10 @@
 """The virtual board: the firmware running on the MicroPython unix port.
 
 A virtual board is a ``micropython`` process whose working directory is its flash. It serves
-Tap over TCP, over a pty that stands in for its UART, and (with ``repl``) exposes its console
-on another pty, so that ``mpremote connect LINK resume ...`` works on it as on a real board.
+Tap over TCP, over a pty that stands in for its UART, over an emulated BLE radio whose unix
+socket centrals connect to (``ble``, see twintap.tap.ble), and (with ``repl``) exposes its
+console on another pty, so that ``mpremote connect LINK resume ...`` works on it as on a real
+board.
 The supervisor here restarts the process when the board reboots (exit status 75, or any exit
 while a REPL is attached, which is what a soft reset does) and stops it cleanly on request.
 """
@@ -27,6 +29,7 @@ from twintap.paths import CACHE, FIRMWARE, MPY_LIB, board_file
 from twintap.ptylink import PtyBridge
 
 REBOOT_EXIT = 75  # firmware/twintap/platform/unix.py
+REBOOT_LINE = "[I][platform] rebooting"  # printed by platform.reset() before it exits
 MICROPYTHON = "micropython"
 MPY_BUILD = CACHE / "mpy-build"
 
@@ -122,6 +125,7 @@ class VirtualBoard:
         uart: Path | None = None,
         repl: Path | None = None,
         heap: str | None = None,
+        ble: Path | None = None,
         update: bool = False,
         source: bool = False,
         echo: Callable[[str], None] | None = None,
@@ -132,6 +136,9 @@ class VirtualBoard:
         self.tcp_host = tcp_host
         self.uart_link = Path(uart) if uart else None
         self.repl_link = Path(repl) if repl else None
+        self.ble_path = Path(ble).absolute() if ble else None
+        if self.ble_path and len(os.fsencode(self.ble_path)) > 107:
+            raise TwintapError(f"--ble {self.ble_path}: a unix socket path has at most 107 bytes")
         self.heap = heap
         self.update = update
         self.source = source
@@ -148,6 +155,7 @@ class VirtualBoard:
         self._lock = threading.Lock()
         self._raw_repl = False  # the console is in the raw REPL (mpremote is driving it)
         self._run_main = True
+        self._reboot = False  # the firmware asked for a reboot (platform.reset())
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 20.0) -> str:
@@ -177,6 +185,8 @@ class VirtualBoard:
         parts.append(f"uart={self.uart.user_path if self.uart else '-'}")
         if self.console:
             parts.append(f"repl={self.console.user_path}")
+        if self.ble_path:
+            parts.append(f"ble={self.ble_path}")
         return " ".join(parts)
 
     def _command(self) -> list[str]:
@@ -194,6 +204,8 @@ class VirtualBoard:
             cmd += ["--tcp-port", "0"]
         if self.uart:
             cmd += ["--uart", self.uart.board.path]
+        if self.ble_path:
+            cmd += ["--ble", str(self.ble_path)]
         return cmd
 
     def _spawn(self) -> None:
@@ -236,6 +248,11 @@ class VirtualBoard:
             if line.startswith("READY "):
                 self.echo(self.ready_line)
                 self.ready.set()
+            elif line == REBOOT_LINE and self.console and self.proc:
+                # under `micropython -i` the exit would only reach the REPL: end it here
+                self.echo(line)
+                self._reboot = True
+                self.proc.terminate()
             elif line:
                 self.echo(line)
 
@@ -253,6 +270,9 @@ class VirtualBoard:
                 self._spawn()
                 os.write(self.console.board.master, b"\x01")
                 continue
+            if self._reboot:
+                self._reboot = False
+                status = REBOOT_EXIT
             if status == REBOOT_EXIT or (self.console and status == 0):
                 self.echo("[I][vboard] board rebooting")
                 self._run_main = True
@@ -287,6 +307,8 @@ class VirtualBoard:
         for bridge in (self.uart, self.console):
             if bridge:
                 bridge.close()
+        if self.ble_path and self.ble_path.is_socket():
+            self.ble_path.unlink()
         self.uart = self.console = None
         self.exit_status = proc.returncode if proc else None
         return self.exit_status
@@ -301,6 +323,7 @@ def run(args) -> int:
     vb = VirtualBoard(
         Path(args.dir), board=args.board, tcp_port=args.tcp_port, tcp_host=args.tcp_host,
         uart=args.uart, repl=args.repl, heap=args.heap, update=args.update, source=args.source,
+        ble=args.ble,
     )
     stop = threading.Event()
 
@@ -329,6 +352,8 @@ def add_parser(sub) -> None:
     r.add_argument("--tcp-host", default="127.0.0.1", help="address to serve Tap on")
     r.add_argument("--uart", type=Path, help="symlink to create for the board's UART pty")
     r.add_argument("--repl", type=Path, help="symlink to create for the board's REPL pty")
+    r.add_argument("--ble", type=Path, metavar="PATH",
+                   help="emulated BLE radio on this unix socket (centrals: vble://PATH)")
     r.add_argument("--heap", help="MicroPython heap size, e.g. 96K (about 48K on an ESP32)")
     r.add_argument("--update", action="store_true",
                    help="copy the firmware sources again, keeping configuration and data")

@@ -20,6 +20,19 @@
 //   {"op": "bundle.read", "bundle": "sensors"}       tap.data.bundle(key).read() (TLV)
 //   {"op": "variable.read", "id": 99, "dataType": "UINT8"}
 //       tap.data.createConfiguredVariable(...).read(): a variable the board may not have
+//   {"op": "auth.login", "username": "admin", "password": "admin"}
+//       tap.auth.login(...): the library picks SCRAM, hashed or basic login from GET /1024//6
+//       -> {method, encrypted, groupId, name, lifeTime}
+//   {"op": "auth.logout"}                          tap.auth.logout() -> {encrypted, groupId}
+//   {"op": "auth.changePassword", "password": "x", "userId": 65535}
+//       tap.auth.changePassword(...): SCRAM keys, H(pw) or ASCII, as the library decides
+//   {"op": "auth.clearCache"}   forget the login method (after the security options change)
+//   {"op": "encryption.start", "ivPeriod": 100}
+//       setInitializationVectorRefreshPeriod(ivPeriod) then tap.encryption.start() (GET
+//       /1024//47, then /1024//45 unless the period is 0) -> {started, keyLength}
+//   {"op": "encryption.period", "ivPeriod": 1}      change the IV period of the session
+//   {"op": "encryption.state"}   -> {started, frameCounter, ivPeriod} (never keys)
+//   {"op": "encryption.stop"}
 //
 // Output: {"connected": bool, "results": [{"op", "ok", "value"?, "status"?, "statusName"?,
 // "error"?}], "error"?, "stats"}. Byte arrays are printed as {"bytes": "<hex>"}. Exit status 0
@@ -29,6 +42,7 @@
 const { Tap } = require('@iotize/tap');
 require('@iotize/tap/service/all');
 require('@iotize/tap/ext/data');
+const { ScramAuth } = require('@iotize/tap/auth');
 const { ResultCode } = require('@iotize/tap/client/api');
 const { VariableType } = require('@iotize/tap/service/impl/variable');
 const { TcpComProtocol } = require('./tcp-protocol');
@@ -151,6 +165,23 @@ function dataConfig(bundles) {
   return out;
 }
 
+// What the library knows of the session, without its keys.
+function encryptionState(tap) {
+  const o = tap.encryption.getEncryptionOptions();
+  return { started: tap.encryption.isStarted, frameCounter: o.frameCounter,
+    ivPeriod: o.initializationVectorResetPeriod };
+}
+
+function authState(tap) {
+  const auth = tap.auth._auth;
+  let method;
+  if (auth instanceof ScramAuth) method = 'scram';
+  else if (auth) method = auth.hashPassword ? 'hashed' : 'basic';
+  const state = tap.auth.sessionStateSnapshot;
+  return { method, encrypted: tap.encryption.isStarted, groupId: state.groupId,
+    name: state.name, lifeTime: state.lifeTime };
+}
+
 async function runOp(tap, op) {
   switch (op.op) {
     case 'call': {
@@ -185,6 +216,32 @@ async function runOp(tap, op) {
       });
       return { ok: true, value: toJson(await v.read()) };
     }
+    case 'auth.login': {
+      const session = await tap.auth.login({ username: op.username, password: op.password });
+      return { ok: true, value: { ...authState(tap), sessionKey: session && session.key ? 'set' : 'none' } };
+    }
+    case 'auth.logout':
+      await tap.auth.logout();
+      return { ok: true, value: authState(tap) };
+    case 'auth.changePassword':
+      await tap.auth.changePassword(op.password, op.userId);
+      return { ok: true };
+    case 'auth.clearCache':
+      tap.auth.clearCache();
+      return { ok: true };
+    case 'encryption.start': {
+      if (op.ivPeriod !== undefined) tap.encryption.setInitializationVectorRefreshPeriod(op.ivPeriod);
+      const key = await tap.encryption.start();
+      return { ok: true, value: { started: tap.encryption.isStarted, keyLength: key ? key.length : 0 } };
+    }
+    case 'encryption.period':
+      tap.encryption.setInitializationVectorRefreshPeriod(op.ivPeriod);
+      return { ok: true };
+    case 'encryption.state':
+      return { ok: true, value: encryptionState(tap) };
+    case 'encryption.stop':
+      tap.encryption.stop();
+      return { ok: true, value: encryptionState(tap) };
     default:
       throw new Error(`unknown op "${op.op}"`);
   }

@@ -184,7 +184,9 @@ def test_bundles_and_read_profile(link):
     assert link.request(GET, "/1028/9/1")[0] == tapcodes.NOT_FOUND
     # the ACL decides what anonymous reads
     assert link.request(PUT, "/1028/1/0", bytes((0x41, 0, 0)))[0] == tapcodes.CHANGED
-    assert tlv.decode_bundle(body(link, GET, "/1028/1/1")) == (1, [])
+    # no read right on the bundle: its values are refused, not emptied (tap/auth security)
+    assert link.request(GET, "/1028/1/1") == (tapcodes.UNAUTHORIZED, b"")
+    assert link.request(GET, "/1029/1/4") == (tapcodes.UNAUTHORIZED, b"")
     assert body(link, GET, "/1029/1/3") == bytes((0x41, 0, 0))
 
 

@@ -126,3 +126,14 @@ def test_plain_mpremote_soft_reset_lands_in_raw_repl(start_board, tmp_path):
     repl = tmp_path / "repl"
     start_board("--repl", str(repl))
     assert mpremote(repl, "exec", "import sys; print(sys.platform)").strip() == "linux"
+
+
+def test_a_tap_reboot_with_a_repl_attached_comes_back(start_board, tmp_path):
+    # under `micropython -i` SystemExit only reaches the REPL; the supervisor must restart it
+    b = start_board("--repl", str(tmp_path / "repl"))
+    reboot = frame.encode_request(frame.POST, 3, None, 4)
+    assert tcp_exchange(b.tcp_port, reboot) == [frame.encode_response(tapcodes.CHANGED)]
+    b.wait_for(r"board rebooting")
+    b.wait_for(r"^READY ")
+    (resp,) = tcp_exchange(b.tcp_port, GET_SERIAL)
+    assert resp.startswith(b"\x45TT")

@@ -22,13 +22,13 @@ _BAD = frame.encode_response(tapcodes.BAD_REQUEST)
 
 
 class StreamLink:
-    def __init__(self, name, reader, writer, dispatcher, idle_ms=100):
+    def __init__(self, name, reader, writer, dispatcher, idle_ms=100, peer=None):
         self.name = name
         self.reader = reader
         self.writer = writer
         self.dispatcher = dispatcher
         self.idle_ms = idle_ms
-        self.session = Session(name)
+        self.session = Session(name, peer)
         self.buf = bytearray(_BUF)
         self.mv = memoryview(self.buf)
         self.pending = b""  # bytes read past the current request

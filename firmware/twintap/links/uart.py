@@ -7,4 +7,4 @@ from .stream import StreamLink
 
 def uart_link(port, dispatcher, idle_ms=50):
     s = asyncio.StreamReader(port)
-    return StreamLink("uart", s, s, dispatcher, idle_ms)
+    return StreamLink("uart", s, s, dispatcher, idle_ms, "uart")

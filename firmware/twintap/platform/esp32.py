@@ -25,6 +25,12 @@ class Platform:
             rxbuf=512,
         )
 
+    def open_ble(self, path=None):
+        # NimBLE through MicroPython's bluetooth module, and its UUID type
+        import bluetooth
+
+        return bluetooth.BLE(), bluetooth.UUID
+
     def reset(self):
         machine.reset()
 
@@ -99,3 +105,73 @@ def _source(spec):
 
 
 Platform.source = staticmethod(_source)
+
+
+# -- Wi-Fi station for twintap.onboard (Improv and config.json "wifi") ----------------------
+_AUTH = ("NO", "WEP", "WPA", "WPA2", "WPA/WPA2", "WPA2 EAP", "WPA3", "WPA2/WPA3", "WAPI")
+
+
+class _Wlan:
+    # network.WLAN(STA_IF) behind the small interface onboard.Wifi uses
+    def __init__(self):
+        import network
+
+        self.net = network
+        self.sta = network.WLAN(network.STA_IF)
+        self.sta.active(True)
+
+    def scan(self):
+        # -> [(ssid, rssi, auth text)], strongest first; blocks for about 2 s
+        out = []
+        for ssid, _bssid, _ch, rssi, sec, hidden in self.sta.scan():
+            if hidden or not ssid:
+                continue
+            try:
+                name = ssid.decode()
+            except UnicodeError:
+                continue
+            out.append((name, rssi, _AUTH[sec] if 0 <= sec < len(_AUTH) else "WPA2"))
+        out.sort(key=lambda n: -n[1])
+        return out
+
+    def connect(self, ssid, password):
+        if self.sta.isconnected():
+            self.sta.disconnect()
+        self.sta.connect(ssid, password)
+
+    def status(self):
+        # "connected", "connecting", "idle", or why it failed
+        if self.sta.isconnected():
+            return "connected"
+        s = self.sta.status()
+        n = self.net
+        for name, why in (
+            ("STAT_WRONG_PASSWORD", "wrong password"),
+            ("STAT_NO_AP_FOUND", "network not found"),
+            ("STAT_HANDSHAKE_TIMEOUT", "handshake timeout"),
+            ("STAT_ASSOC_FAIL", "association failed"),
+            ("STAT_BEACON_TIMEOUT", "beacon timeout"),
+        ):
+            if s == getattr(n, name, None):
+                return why
+        return "idle" if s == getattr(n, "STAT_IDLE", None) else "connecting"
+
+    def ip(self):
+        return self.sta.ifconfig()[0]
+
+    def rssi(self):
+        try:
+            return self.sta.status("rssi")
+        except (OSError, ValueError):
+            return None
+
+    def disconnect(self):
+        self.sta.disconnect()
+
+
+def _wifi(self, board):
+    return _Wlan()
+
+
+Platform.wifi = _wifi
+Platform.improv_console = True  # Improv frames on the console (USB serial), as ESPHome does

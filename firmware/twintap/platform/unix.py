@@ -5,6 +5,7 @@ import os
 import sys
 
 REBOOT_EXIT = 75  # exit status that asks the virtual-board supervisor to start us again
+REBOOT_LINE = "[I][platform] rebooting"
 _EFUSE = ".efuse"
 
 
@@ -46,7 +47,19 @@ class Platform:
         termios.tcsetattr(fd, termios.TCSANOW, attr)
         return f
 
+    def open_ble(self, path):
+        # the emulated BLE radio on a unix socket (platform/vradio.py) and its UUID type
+        if not path:
+            return None
+        from .vradio import UUID, Radio
+
+        return Radio(path, self.unique_id()), UUID
+
     def reset(self):
+        # The supervisor restarts a board that exits with REBOOT_EXIT. Under `micropython -i`
+        # (a REPL attached) SystemExit would only drop to the REPL, so say it on the console
+        # as well: the supervisor restarts the process when it reads this line.
+        print(REBOOT_LINE)
         sys.exit(REBOOT_EXIT)
 
 
@@ -92,3 +105,70 @@ def _source(spec):
 
 
 Platform.source = staticmethod(_source)
+
+
+# -- simulated Wi-Fi for twintap.onboard (Improv tests): the board file's "sim_wifi" ---------
+# {"networks": [{"ssid", "rssi", "auth"}], "ssid": S, "password": P}: scan lists the
+# networks; joining S with P (or an open network) succeeds after a short delay, anything else
+# fails as a real station would (wrong password, network not found).
+class _SimWifi:
+    def __init__(self, spec):
+        import time
+
+        self.time = time
+        self.spec = spec
+        self.nets = spec.get("networks", [])
+        self.want = None
+        self.since = 0
+        self.connected = False
+
+    def scan(self):
+        return [(n["ssid"], n.get("rssi", -60), n.get("auth", "WPA2")) for n in self.nets]
+
+    def connect(self, ssid, password):
+        self.want = (ssid, password)
+        self.since = self.time.ticks_ms()
+        self.connected = False
+
+    def status(self):
+        if self.want is None:
+            return "idle"
+        if self.connected:
+            return "connected"
+        if self.time.ticks_diff(self.time.ticks_ms(), self.since) < self.spec.get("delay_ms", 300):
+            return "connecting"
+        ssid, password = self.want
+        net = None
+        for n in self.nets:
+            if n["ssid"] == ssid:
+                net = n
+        if net is None:
+            return "network not found"
+        if net.get("auth", "WPA2") != "NO" and (
+            ssid != self.spec.get("ssid") or password != self.spec.get("password")
+        ):
+            return "wrong password"
+        self.connected = True
+        return "connected"
+
+    def ip(self):
+        return "127.0.0.1"
+
+    def rssi(self):
+        for n in self.nets:
+            if self.want and n["ssid"] == self.want[0]:
+                return n.get("rssi")
+        return None
+
+    def disconnect(self):
+        self.want = None
+        self.connected = False
+
+
+def _wifi(self, board):
+    spec = board.get("sim_wifi")
+    return _SimWifi(spec) if spec else None
+
+
+Platform.wifi = _wifi
+Platform.improv_console = False  # the console is the REPL pty: Improv is on the UART pty

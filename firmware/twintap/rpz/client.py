@@ -158,7 +158,8 @@ class RpzClient:
                 await self._session()
                 backoff = self.backoff_min
             except (OSError, MqttError, asyncio.TimeoutError, ValueError) as e:
-                self.last_error = str(e) or e.__class__.__name__
+                # one line: mbedTLS messages come wrapped in newlines
+                self.last_error = " ".join(str(e).split()) or e.__class__.__name__
                 log.warn("rpz", "broker %s:%d: %s" % (self.host, self.port, self.last_error))
             except Exception as e:  # a bug must not end the cloud link for good
                 self.last_error = repr(e)

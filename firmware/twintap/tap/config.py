@@ -11,6 +11,15 @@ ADMIN = 0xFFFF
 SUPERVISOR = 0xFFFE
 GROUP_IDS = {"anonymous": ANONYMOUS, "admin": ADMIN, "supervisor": SUPERVISOR}
 IN_PROGRESS = "255.255.65535"
+ITERATIONS = 5000  # SCRAM iterations for new passwords (/1024//42), the configurator's default
+# Default credentials admin/admin and supervisor/supervisor as SCRAM keys (storedKey |
+# serverKey | salt, 5000 iterations), never as passwords: the keys of IoTize's own demo
+# configuration (spec tap-background.md section 12), so a board boots without deriving them.
+# "dflt" marks a password nobody has changed yet (see TapConfig.locked).
+_DEFAULT_KEYS = {
+    ADMIN: "f19305e204de9a184f165df4e94cdd03639a531e0eded1662324f5ec9bacd215ce90def2",
+    SUPERVISOR: "4417ec1a647ae1fbea8dcfb42103694bbfb6a89ee10300c34f1ac7c7272890751db80cb7",
+}
 
 
 def _rights(text):
@@ -40,6 +49,11 @@ class TapConfig:
         d.setdefault("security", 0)
         d.setdefault("config_format", 1)
         d.setdefault("groups", _default_groups())
+        for gid, key in _DEFAULT_KEYS.items():
+            g = d["groups"].get(str(gid))
+            if g is not None and "key" not in g:
+                g.update({"key": key, "it": ITERATIONS, "dflt": 1})
+        d.setdefault("iterations", ITERATIONS)
         d.setdefault("bundles", {})  # id (str) -> {name, acl {gid: rights}, period}
         d.setdefault("variables", {})  # id (str) -> declaration of a variable made over Tap
         d.setdefault("meta", {})  # id (str) -> {name, unit} overrides of built-in variables
@@ -139,6 +153,22 @@ class TapConfig:
     # -- groups ------------------------------------------------------------------------------
     def group(self, gid):
         return self.d["groups"].get(str(gid))
+
+    def find_group(self, name):
+        # group id of the user called `name` (bytes or str), or None
+        if isinstance(name, bytes):
+            try:
+                name = name.decode()
+            except UnicodeError:
+                return None
+        for sid, g in self.d["groups"].items():
+            if g.get("name") == name and name:
+                return int(sid)
+        return None
+
+    def locked(self):
+        # Configuration needs admin once the admin password is not the factory one
+        return "dflt" not in self.d["groups"].get(str(ADMIN), {})
 
     def create_group(self, gid):
         g = self.group(gid)

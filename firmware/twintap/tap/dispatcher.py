@@ -14,6 +14,7 @@ except ImportError:  # CPython
 
 
 _GET = const(1)
+_ZERO_IV = bytes(16)
 
 
 class TapError(Exception):
@@ -24,10 +25,21 @@ class TapError(Exception):
 
 
 class Session:
-    # Per-link state: one per TCP client, one per UART or BLE link.
-    def __init__(self, link):
+    # Per-link state: one per TCP client, one per UART or BLE link. `peer` keys what must
+    # outlive a connection (the login lockout): "tcp:<host>", "uart:<name>".
+    def __init__(self, link, peer=None):
         self.link = link
-        self.group = 0  # anonymous
+        self.peer = peer or link.split("#")[0]
+        self.group = 0  # anonymous (tap/auth.py logs in and out)
+        self.profile = 0  # the group whose rights apply (the group's alias)
+        self.login_ms = 0
+        self.lifetime = 0  # minutes, 0 = no expiry
+        self.key = None  # session key of the encrypted channel (tap/auth.py)
+        self.iv_req = self.iv_resp = _ZERO_IV
+        self.rx_next = 0  # lowest acceptable id of the next encrypted frame
+        self.encrypted = False  # the request in progress came through the encrypted carrier
+        self.scram = None  # a SCRAM login between /1024//40 and /1024//41
+        self.after = []  # run once the response has been built (and encrypted)
 
 
 class Dispatcher:
@@ -35,6 +47,7 @@ class Dispatcher:
         self._routes = {}  # (obj, res) -> {method: handler}
         self.requests = 0
         self.errors = 0
+        self.guard = None  # guard(session, method, obj, inst, res): raises TapError to refuse
 
     def add(self, obj, res, get=None, put=None, post=None):
         # handler(session, inst, payload) -> bytes or None
@@ -55,11 +68,20 @@ class Dispatcher:
             self.errors += 1
             log.debug("tap", "bad request: " + str(e))
             return frame.encode_response(e.code)
-        return self.call(session, method, obj, inst, res, payload)
+        resp = self.call(session, method, obj, inst, res, payload)
+        if session.after:
+            # state changes that must follow the response (new keys, IVs, end of session)
+            todo = session.after
+            session.after = []
+            for fn in todo:
+                fn()
+        return resp
 
     def call(self, session, method, obj, inst, res, payload):
         # One decoded request -> response APDU (also used by multi-request and encryption)
         try:
+            if self.guard is not None:
+                self.guard(session, method, obj, inst, res)
             methods = self._routes.get((obj, res))
             if methods is None:
                 raise TapError(tapcodes.NOT_FOUND)

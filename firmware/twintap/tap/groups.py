@@ -1,5 +1,7 @@
 # Group service, object 1025: users and profiles (anonymous 0, admin 0xFFFF, supervisor
-# 0xFFFE, and groups made over Tap). Passwords and login live in tap/auth.py.
+# 0xFFFE, and groups made over Tap). A group whose alias is its own id is a profile, else a
+# user with the rights of the profile it names. Session lifetime in minutes (0 = no limit).
+# Passwords (/1025/{g}/2) and login live in tap/auth.py.
 import struct
 
 from ..proto import tapcodes
@@ -36,7 +38,11 @@ def mount(d, cfg):
         g = group(inst)
         raw = bytes(p)
         i = raw.find(b"\x00")
-        g["name"] = (raw[:i] if i >= 0 else raw).decode()
+        name = (raw[:i] if i >= 0 else raw).decode()
+        other = cfg.find_group(name)
+        if other is not None and other != inst:
+            raise TapError(tapcodes.NOT_ACCEPTABLE, "user name taken")  # logins go by name
+        g["name"] = name
         cfg.save()
 
     def create(s, inst, p):

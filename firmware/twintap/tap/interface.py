@@ -1,6 +1,7 @@
 # Interface service, object 1024 (spec tap-protocol.md section 6, "interface"), without the
-# login and encryption resources (tap/auth.py). Multi-request /1024//89 runs its frames
-# through the dispatcher in order and stops at the first status that misses its expectation.
+# login, security options and encryption resources (tap/auth.py). Multi-request /1024//89
+# runs its frames through the dispatcher in order and stops at the first status that misses
+# its expectation.
 import struct
 
 try:
@@ -45,11 +46,8 @@ def _ascii(payload):
 def mount(d, cfg, available_protocols, boot_ms):
     c = cfg.d
 
-    def group_alias(gid):
-        g = cfg.group(gid)
-        return g["alias"] if g else gid
-
-    d.add(_IF, 2, get=lambda s, i, p: _u16(group_alias(s.group)))
+    # profile and group of the session: they follow login, logout and expiry (tap/auth.py)
+    d.add(_IF, 2, get=lambda s, i, p: _u16(s.profile))
     d.add(_IF, 7, get=lambda s, i, p: _u16(s.group))
     d.add(_IF, 4, get=lambda s, i, p: struct.pack(">I", ticks_diff(ticks_ms(), boot_ms)))
 
@@ -73,7 +71,6 @@ def mount(d, cfg, available_protocols, boot_ms):
         cfg.save()
 
     d.add(_IF, 17, get=get_authorized, put=put_authorized)
-    d.add(_IF, 6, get=lambda s, i, p: _u16(c["security"]))
 
     def get_format(s, i, p):
         return _u16(c["config_format"])

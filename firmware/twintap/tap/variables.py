@@ -1,10 +1,13 @@
 # Variable (/1029) and bundle (/1028) services over the twin (spec tap-protocol.md 6-7).
 # Reads answer the value image (count x size, big-endian); the official data layer writes
 # with POST /1029/{id}/5, PUT /1029/{id}/4 works too. Bundle values and /1029//4 are TLV.
+# Every value access is checked against the bundle ACLs of the session's group and profile
+# (UNAUTHORIZED); declaration writes are configuration, checked by the guard (tap/auth.py).
 import struct
 
 from ..proto import DecodeError, tapcodes, tlv, values
-from ..twin import E_LOCKED, E_NOT_FOUND, E_RIGHTS, R, TwinError
+from ..twin import E_LOCKED, E_NOT_FOUND, E_RIGHTS, R, TwinError, W
+from .config import ADMIN, ANONYMOUS
 from .dispatcher import TapError
 
 _VAR = 1029
@@ -41,13 +44,28 @@ def _ascii(payload):
     return (s[:i] if i >= 0 else s).decode()
 
 
-def access_rights(twin, prop, group):
-    # rights bits (bit1 write, bit0 read) of `group` on a variable: bundle ACL and property
-    b = twin.bundles.get(prop.bundle)
-    r = b.acl.get(group, 0) if b is not None else 3
+def bundle_rights(twin, bid, group, profile=None):
+    # rights bits (bit1 write, bit0 read) on bundle `bid`: the ACL entries of the group, of
+    # its profile (alias) and of anonymous (everyone has anonymous rights as a minimum);
+    # admin has them all. A variable outside any bundle is admin's only.
+    if group == ADMIN or profile == ADMIN:
+        return 3
+    b = twin.bundles.get(bid)
+    if b is None:
+        return 0
+    acl = b.acl
+    r = acl.get(group, 0) | acl.get(ANONYMOUS, 0)
+    if profile is not None:
+        r |= acl.get(profile, 0)
+    return r & 3
+
+
+def access_rights(twin, prop, group, profile=None):
+    # rights bits of `group` (and its profile) on a variable: bundle ACL and property
+    r = bundle_rights(twin, prop.bundle, group, profile)
     if not prop.rwx & R:
         r &= ~1
-    if not prop.rwx & 2:
+    if not prop.rwx & W:
         r &= ~2
     return r
 
@@ -82,12 +100,14 @@ def mount(d, twin, cfg):
         if inst == _NONE:
             return read_profile(s, inst, payload)
         p = var(inst)
-        if not p.rwx & R:
+        if not access_rights(twin, p, s.group, s.profile) & 1:
             raise TapError(tapcodes.UNAUTHORIZED)
         return p.raw()
 
     def set_value(s, inst, payload):
         p = var(inst)
+        if not access_rights(twin, p, s.group, s.profile) & 2:
+            raise TapError(tapcodes.UNAUTHORIZED)
         try:
             twin.write_raw(p, payload, "tap")
         except TwinError as e:
@@ -132,7 +152,7 @@ def mount(d, twin, cfg):
         cfg.update_variable(p, count=p.count)
 
     def get_access(s, inst, payload):
-        return encode_rights(s.group, access_rights(twin, var(inst), s.group))
+        return encode_rights(s.group, access_rights(twin, var(inst), s.group, s.profile))
 
     def get_bundle_id(s, inst, payload):
         return struct.pack(">H", var(inst).bundle)
@@ -189,10 +209,12 @@ def mount(d, twin, cfg):
     # -- bundles -------------------------------------------------------------------------------
     def bundle_values(s, bid):
         bundle(bid)
+        if not bundle_rights(twin, bid, s.group, s.profile) & 1:
+            raise TapError(tapcodes.UNAUTHORIZED)
         items = []
         for vid in sorted(twin.props):
             p = twin.props[vid]
-            if p.bundle == bid and access_rights(twin, p, s.group) & 1:
+            if p.bundle == bid and access_rights(twin, p, s.group, s.profile) & 1:
                 items.append((vid, p.raw()))
         return tlv.encode_bundle(bid, items)
 
@@ -201,7 +223,7 @@ def mount(d, twin, cfg):
         items = []
         for vid in sorted(twin.props):
             p = twin.props[vid]
-            if access_rights(twin, p, s.group) & 1:
+            if access_rights(twin, p, s.group, s.profile) & 1:
                 items.append((vid, p.raw()))
         return tlv.encode_bundle(0, items)
 

@@ -3,13 +3,17 @@
 Shaped like ``@iotize/tap``: ``tap.request(method, path, payload)`` returns a
 :class:`Response` whose ``body()`` raises :class:`TapError` on an error status, and the
 services (``tap.device``, ``tap.interface``, ``tap.variable``, ``tap.bundle``, ``tap.group``,
-``tap.target``) wrap the paths of the spec's service tables with their converters.
+``tap.target``) wrap the paths of the spec's service tables with their converters;
+``tap.auth`` logs in and out (basic, hashed or SCRAM, as the Tap's security options say) and
+``tap.encryption`` runs the encrypted session.
 """
 
 from __future__ import annotations
 
 from twintap.proto import DecodeError, frame
 from twintap.tap import services
+from twintap.tap.auth import Auth
+from twintap.tap.encryption import Encryption
 from twintap.tap.errors import TapError, TapTimeout
 from twintap.tap.links import Link, open_link
 from twintap.tap.response import Response, method_code
@@ -27,6 +31,8 @@ class Tap:
         self.bundle = services.BundleService(self)
         self.group = services.GroupService(self)
         self.target = services.TargetService(self)
+        self.encryption = Encryption(self)
+        self.auth = Auth(self)
 
     @classmethod
     def connect(cls, url: str, timeout: float = 2.0) -> Tap:
@@ -41,15 +47,30 @@ class Tap:
     def request(self, method: str | int, path: str, payload: bytes = b"") -> Response:
         """Send one request and return its :class:`Response` (whatever its status).
 
-        Raises :class:`TapError` for a bad path or payload, a broken link or a malformed
-        answer, and :class:`TapTimeout` when no complete answer comes within the timeout.
+        Inside an encrypted session (``tap.encryption``) the request travels encrypted and
+        the Response is the inner answer. Raises :class:`TapError` for a bad path or
+        payload, a broken link or a malformed answer, and :class:`TapTimeout` when no
+        complete answer comes within the timeout.
         """
         try:
             m = method_code(method)
             obj, inst, res = frame.parse_path(path)
-            apdu = frame.encode_request(m, obj, inst, res, bytes(payload))
         except (ValueError, DecodeError) as e:
             raise TapError(f"{method} {path}: {e}") from e
+        if self.encryption.wants(obj, res):
+            name = frame.METHOD_NAMES[m]
+            where = frame.format_path(obj, inst, res)
+            return self.encryption.request(m, obj, inst, res, bytes(payload), name, where)
+        return self.plain_request(m, obj, inst, res, payload)
+
+    def plain_request(self, m: int, obj: int, inst: int | None, res: int,
+                      payload: bytes = b"") -> Response:
+        """One request APDU as it is, never encrypted (the carriers use this)."""
+        try:
+            apdu = frame.encode_request(m, obj, inst, res, bytes(payload))
+        except (ValueError, DecodeError) as e:
+            raise TapError(f"{frame.METHOD_NAMES.get(m, m)} "
+                           f"{frame.format_path(obj, inst, res)}: {e}") from e
         name = frame.METHOD_NAMES[m]
         where = frame.format_path(obj, inst, res)
         try:

@@ -2,14 +2,18 @@
 does: mark the configuration as in progress (config version 255.255.65535), write the
 application name, the profiles, the bundles (create, name, ACLs, data-log period) and their
 variables (create, type, count, bundle, meta, address, initial value), then write the final
-configuration version.
+configuration version. Profile lifetimes are in minutes (0: no limit); a profile's
+``password`` is turned into SCRAM keys here (with the Tap's iterations) and ``key`` is such
+a key already (hex storedKey | serverKey | salt): setting another user's password takes an
+admin login (``twintap tap --user admin ...``).
 
 Shape (the fields read; everything else is ignored)::
 
     {"application": {"name": "bench", "version": "1.0.0"},
      "config": {"version": "1.0.0"},
      "data": {
-       "profiles": [{"id": 1, "username": "operator", "lifeTime": 60, "alias": 0}],
+       "profiles": [{"id": 1, "username": "operator", "lifeTime": 60, "alias": 0,
+                     "password": "..."}],
        "bundles": [{"id": 3, "name": "extra", "dataLogPeriod": 0,
                     "acls": {"anonymous": {"read": true, "write": false},
                              "operator": {"read": true, "write": true}},
@@ -38,7 +42,7 @@ class Step(NamedTuple):
     label: str
     method: int
     path: str
-    payload: bytes = b""
+    payload: bytes | Callable[[Any], bytes] = b""  # a callable gets the Tap at apply time
 
 
 class ConfigError(TwintapError):
@@ -127,6 +131,13 @@ def _variable_steps(where: str, v: dict, bid: int) -> list[Step]:
     return steps
 
 
+def _password_key(password: str) -> Callable[[Any], bytes]:
+    def derive(tap: Any) -> bytes:
+        return tap.auth.password_key(password)
+
+    return derive
+
+
 def plan(cfg: dict) -> list[Step]:
     """The requests that apply ``cfg``, in order. ConfigError for an unusable file."""
     if not isinstance(cfg, dict):
@@ -158,11 +169,24 @@ def plan(cfg: dict) -> list[Step]:
         steps.append(Step(f"{label} name", frame.PUT, p + "0", user.encode()))
         life = prof.get("lifeTime", prof.get("lifetime", prof.get("sessionLifetime")))
         if life is not None:
-            secs = _int(f"{where}.lifeTime", life, 0, 0xFFFF)
-            steps.append(Step(f"{label} lifetime", frame.PUT, p + "4", _u(values.UINT16, secs)))
+            mins = _int(f"{where}.lifeTime", life, 0, 0xFFFF)  # minutes, 0 = no limit
+            steps.append(Step(f"{label} lifetime", frame.PUT, p + "4", _u(values.UINT16, mins)))
         if prof.get("alias") is not None:
             alias = _int(f"{where}.alias", prof["alias"], 0, 0xFFFF)
             steps.append(Step(f"{label} alias", frame.PUT, p + "5", _u(values.UINT16, alias)))
+        if prof.get("key"):
+            try:
+                key = bytes.fromhex(str(prof["key"]).replace(" ", ""))
+            except ValueError:
+                raise _bad(f"{where}.key", "not hex") from None
+            if len(key) != 36:
+                raise _bad(f"{where}.key", "storedKey | serverKey | salt is 36 bytes")
+            steps.append(Step(f"{label} password key", frame.POST, p + "2", key))
+        elif prof.get("password"):
+            # SCRAM keys derived at apply time with the Tap's iterations: the password
+            # itself never goes to the Tap
+            steps.append(Step(f"{label} password", frame.POST, p + "2",
+                              _password_key(str(prof["password"]))))
     for i, b in enumerate(bundles):
         where = f"data.bundles[{i}]"
         bid = _int(f"{where}.id", b.get("id"), 0, 0xFFFE)
@@ -197,7 +221,8 @@ def apply(tap: Any, cfg: dict, progress: Callable[[str], None] | None = print) -
     status. ``progress`` gets one line per step. Returns the number of steps."""
     steps = plan(cfg)
     for i, s in enumerate(steps, 1):
-        resp = tap.request(s.method, s.path, s.payload)
+        payload = s.payload(tap) if callable(s.payload) else s.payload
+        resp = tap.request(s.method, s.path, payload)
         if progress:
             progress(f"[{i}/{len(steps)}] {s.label}: {resp.method} {resp.path} "
                      f"{resp.code_name}")

@@ -193,6 +193,7 @@ def open_link(url: str, timeout: float = 2.0) -> Link:
     ``tcp://host:port`` -> :class:`TcpLink`; ``serial:///dev/ttyUSB0?baud=115200`` or a bare
     device/pty path -> :class:`SerialLink`; any other URL goes to pyserial's
     ``serial_for_url`` (``socket://host:port``, ``rfc2217://host:port``, ``loop://``).
+    ``ble://NAME-or-ADDRESS`` and ``vble://SOCKET`` -> :mod:`twintap.tap.ble`.
     """
     if "://" not in url:
         return SerialLink(url)
@@ -206,6 +207,10 @@ def open_link(url: str, timeout: float = 2.0) -> Link:
         if not host or port is None:
             raise TapError(f"bad link {url!r}: expected tcp://HOST:PORT")
         return TcpLink(host, port, timeout=timeout)
+    if scheme in ("ble", "vble"):
+        from twintap.tap.ble import open_ble_link
+
+        return open_ble_link(url, timeout=timeout)
     if scheme == "serial":
         path = parts.netloc + parts.path
         if not path:

@@ -549,13 +549,20 @@ class GroupService(Service):
         self._put(gid, 0, name.encode("ascii"))
 
     def change_password(self, gid: int, password: str) -> None:
+        """POST /1025/{id}/2 with the password in ASCII (basic mode; the password travels:
+        prefer ``tap.auth.change_password``, which sends SCRAM keys)."""
         self._post(gid, 2, password.encode("ascii"))
 
+    def change_password_key(self, gid: int, key: bytes) -> None:
+        """POST /1025/{id}/2 with storedKey | serverKey | salt (36 bytes) or H(pw) (16)."""
+        self._post(gid, 2, key)
+
     def session_lifetime(self, gid: int) -> int:
+        """/1025/{id}/4: minutes before a login of this group expires (0: never)."""
         return self._get(gid, 4, _u16)
 
-    def set_session_lifetime(self, gid: int, seconds: int) -> None:
-        self._put(gid, 4, encode_uint(values.UINT16, seconds))
+    def set_session_lifetime(self, gid: int, minutes: int) -> None:
+        self._put(gid, 4, encode_uint(values.UINT16, minutes))
 
     def alias(self, gid: int) -> int:
         return self._get(gid, 5, _u16)

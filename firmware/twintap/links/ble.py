@@ -1,0 +1,258 @@
+# Tap over BLE (spec tap-protocol.md section 8), on the MicroPython `bluetooth.BLE` API only:
+#   legacy LwM2M service 6c7b16c2-.../cc5c5491-...: APDUs chunked both ways (proto/blechunk.py)
+#   large-frame service  7c7b16c2-.../dc5c5491-...: one write = one request APDU, one
+#                                                   notification = its response
+# The radio object and the UUID constructor are injected (main.py takes them from the
+# platform: NimBLE's bluetooth.BLE() on the ESP32, an emulated radio on the unix port).
+# One central at a time: advertising stops on a connection (as the stack does) and starts
+# again when it ends; each connection gets a fresh Session and an empty reassembly buffer.
+# The IRQ handler only records (copying written values at once, as aioble's capture mode
+# does) and sets a flag; the task `serve` does the work.
+import asyncio
+import time
+
+from .. import log
+from ..proto import DecodeError, blechunk, frame, tapcodes
+from ..tap.dispatcher import Session
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_GATTS_WRITE = const(3)
+_IRQ_MTU_EXCHANGED = const(21)
+
+_FLAG_WRITE_NO_RESPONSE = const(0x0004)
+_FLAG_WRITE = const(0x0008)
+_FLAG_NOTIFY = const(0x0010)
+_CHAR_FLAGS = const(0x001C)  # write, write without response, notify
+
+LEGACY_SERVICE = "6c7b16c2-2a5b-8c9f-cf42-d31425470e7b"
+LEGACY_CHAR = "cc5c5491-b3be-9287-cb42-f7a6a29a50d5"
+FAST_SERVICE = "7c7b16c2-2a5b-8c9f-cf42-d31425470e7b"
+FAST_CHAR = "dc5c5491-b3be-9287-cb42-f7a6a29a50d5"
+
+DEFAULT_MTU = const(23)
+PREFERRED_MTU = const(263)  # a whole 260-byte request APDU in one large-frame write
+_MAX_APDU = const(260)
+_QMAX = const(32)  # written values recorded and not yet handled (a legacy frame is <= 14)
+_ADV_INTERVAL_US = const(100000)
+_NOTIFY_TRIES = const(25)  # the stack may be out of buffers for a moment: retry every 10 ms
+_FRAME_MS = const(1000)  # a half legacy frame older than this is dropped (its sender gave up)
+
+_BAD = frame.encode_response(tapcodes.BAD_REQUEST)
+_TOO_LARGE = frame.encode_response(tapcodes.INTERNAL_SERVER_ERROR)
+
+_Flag = getattr(asyncio, "ThreadSafeFlag", asyncio.Event)  # CPython (unit tests): Event
+_ticks = getattr(time, "ticks_ms", None) or (lambda: int(time.monotonic() * 1000))
+_diff = getattr(time, "ticks_diff", None) or (lambda a, b: a - b)
+
+
+def uuid_le(text):
+    # "6c7b16c2-..." -> the 16 bytes of advertising data (little-endian)
+    b = bytes.fromhex(text.replace("-", ""))
+    return bytes(b[15 - i] for i in range(16))
+
+
+def adv_payload(name):
+    # advertising data: flags, the legacy service (the one every Tap has), the name (short
+    # when it does not fit); scan response: the complete name
+    nm = name.encode()[:29]
+    short = nm[:8]
+    adv = b"\x02\x01\x06\x11\x06" + uuid_le(LEGACY_SERVICE)
+    adv += bytes((len(short) + 1, 0x09 if short == nm else 0x08)) + short
+    return adv, bytes((len(nm) + 1, 0x09)) + nm
+
+
+class BleLink:
+    def __init__(self, radio, uuid, dispatcher, name="twintap", mtu=PREFERRED_MTU, piece=0):
+        self.radio = radio
+        self.uuid = uuid
+        self.dispatcher = dispatcher
+        self.name = name
+        self.pref_mtu = mtu
+        # legacy: frame bytes per notification (0: 19, the spec's; larger values are capped
+        # by the MTU: a receiver places pieces by offset, whatever their size)
+        self.piece = piece or blechunk.PIECE
+        self.adv, self.resp = adv_payload(name)
+        self.h_legacy = self.h_fast = None
+        self.conn = None  # the central being served
+        self.lost = None  # a connection the IRQ saw end (the task has not handled it yet)
+        self.mtu = DEFAULT_MTU
+        self.session = None
+        self.centrals = 0
+        self.drops = 0  # written values dropped: the task fell _QMAX behind
+        self.asm = blechunk.Assembler()
+        self.t_last = 0  # when the previous legacy packet came
+        self.out = bytearray(blechunk.MAX_WRAPPED)  # a wrapped response
+        self.pkt = bytearray(blechunk.MAX_WRAPPED + 1)  # one packet
+        self.pmv = memoryview(self.pkt)
+        self.q = []
+        self.flag = _Flag()
+
+    # -- radio -----------------------------------------------------------------------------
+    def start(self):
+        r = self.radio
+        r.active(True)
+        r.config(gap_name=self.name, mtu=self.pref_mtu)
+        r.irq(self._irq)
+        u = self.uuid
+        ((self.h_legacy,), (self.h_fast,)) = r.gatts_register_services(
+            (
+                (u(LEGACY_SERVICE), ((u(LEGACY_CHAR), _CHAR_FLAGS),)),
+                (u(FAST_SERVICE), ((u(FAST_CHAR), _CHAR_FLAGS),)),
+            )
+        )
+        # values larger than the default 20 bytes: a legacy packet at a large MTU, an APDU
+        r.gatts_set_buffer(self.h_legacy, blechunk.MAX_WRAPPED + 1)
+        r.gatts_set_buffer(self.h_fast, _MAX_APDU)
+        self._advertise()
+        log.info("ble", "Tap services advertised as %s" % self.name)
+
+    def stop(self):
+        try:
+            self.radio.gap_advertise(None)
+            self.radio.active(False)
+        except OSError:
+            pass
+
+    def status(self):
+        # what `twintap doctor` shows (onboard.status)
+        return {
+            "state": "connected" if self.conn is not None else "advertising",
+            "name": self.name, "mtu": self.mtu, "centrals": self.centrals,
+            "dropped_writes": self.drops, "dropped_frames": self.asm.dropped,
+        }
+
+    def _advertise(self):
+        try:
+            self.radio.gap_advertise(_ADV_INTERVAL_US, self.adv, resp_data=self.resp)
+        except OSError as e:
+            log.error("ble", "advertising failed: %s" % e)
+
+    def _irq(self, event, data):
+        # record only (scheduled or synchronous IRQ context): no Tap work here
+        if event == _IRQ_GATTS_WRITE:
+            conn, h = data
+            if h != self.h_legacy and h != self.h_fast:
+                return
+            if len(self.q) >= _QMAX:
+                self.drops += 1
+                return
+            self.q.append((event, conn, h, self.radio.gatts_read(h)))
+        elif event == _IRQ_CENTRAL_CONNECT:
+            self.q.append((event, data[0], data[1], bytes(data[2])))
+        elif event == _IRQ_CENTRAL_DISCONNECT:
+            self.lost = data[0]
+            self.q.append((event, data[0], 0, None))
+        elif event == _IRQ_MTU_EXCHANGED:
+            self.q.append((event, data[0], data[1], None))
+        else:
+            return
+        self.flag.set()
+
+    # -- the task ----------------------------------------------------------------------------
+    async def serve(self):
+        try:
+            while True:
+                await self.flag.wait()
+                if hasattr(self.flag, "clear"):
+                    self.flag.clear()
+                await self.drain()
+        finally:
+            self.stop()
+
+    async def drain(self):
+        while self.q:
+            ev = self.q.pop(0)
+            try:
+                await self._event(ev[0], ev[1], ev[2], ev[3])
+            except OSError as e:  # the radio failed: the link keeps serving
+                log.warn("ble", "central %s: %s" % (ev[1], e))
+
+    async def _event(self, kind, conn, arg, data):
+        if kind == _IRQ_GATTS_WRITE:
+            if conn != self.conn:
+                return
+            if arg == self.h_fast:
+                await self._fast(conn, data)
+            else:
+                await self._legacy(conn, data)
+        elif kind == _IRQ_CENTRAL_CONNECT:
+            if self.conn is not None:  # one central at a time
+                self.radio.gap_disconnect(conn)
+                return
+            self.conn = conn
+            self.lost = None
+            self.mtu = DEFAULT_MTU
+            self.asm.reset()
+            self.centrals += 1
+            addr = ":".join("%02x" % b for b in data)
+            self.session = Session("ble#%d" % self.centrals, "ble:" + addr)
+            log.info("ble", "%s connected from %s" % (self.session.link, addr))
+        elif kind == _IRQ_CENTRAL_DISCONNECT:
+            if conn != self.conn:
+                return
+            if self.asm.busy():
+                log.debug("ble", "half frame dropped")
+            log.info("ble", self.session.link + " disconnected")
+            self.conn = self.session = None
+            self.asm.reset()
+            self._advertise()
+        elif kind == _IRQ_MTU_EXCHANGED:
+            if conn == self.conn:
+                self.mtu = arg
+                log.debug("ble", "MTU %d" % arg)
+
+    async def _fast(self, conn, apdu):
+        resp = self.dispatcher.handle(apdu, self.session)
+        if len(resp) > self.mtu - 3:
+            log.warn("ble", "response of %d bytes > MTU-3 (%d)" % (len(resp), self.mtu - 3))
+            resp = _TOO_LARGE
+        await self._notify(conn, self.h_fast, resp)
+
+    async def _legacy(self, conn, packet):
+        now = _ticks()
+        if self.asm.busy() and _diff(now, self.t_last) > _FRAME_MS:
+            self.asm.dropped += 1
+            self.asm.reset()
+        self.t_last = now
+        try:
+            n = self.asm.feed(packet)
+        except DecodeError as e:
+            log.debug("ble", "bad frame: %s" % e)
+            resp = _BAD
+        else:
+            if n is None:
+                return
+            resp = self.dispatcher.handle(self.asm.mv[:n], self.session)
+        try:
+            n = blechunk.wrap_into(self.out, resp)
+        except ValueError:
+            log.warn("ble", "response of %d bytes > %d" % (len(resp), blechunk.MAX_FRAME))
+            n = blechunk.wrap_into(self.out, _TOO_LARGE)
+        piece = min(self.piece, self.mtu - 4)
+        for off, size in blechunk.chunks(n, piece):
+            k = blechunk.packet_into(self.pkt, self.out, off, size)
+            if not await self._notify(conn, self.h_legacy, self.pmv[:k]):
+                return
+
+    async def _notify(self, conn, handle, data):
+        err = None
+        for _ in range(_NOTIFY_TRIES):
+            if self.lost == conn:
+                return False
+            try:
+                self.radio.gatts_notify(conn, handle, data)
+                return True
+            except OSError as e:
+                err = e
+            await asyncio.sleep(0.01)
+        log.warn("ble", "notification lost: %s" % err)
+        return False

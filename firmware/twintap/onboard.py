@@ -1,0 +1,328 @@
+# Getting a board on its feet, and telling how it is doing:
+#   - config.json read and checked at boot (proto/settings.py); sections that fail are left
+#     out and the board runs in safe mode, saying why at every boot (instead of crashing);
+#   - Wi-Fi joined from config.json "wifi", or given over Improv Wi-Fi (links/improv.py);
+#   - Tap users provisioned by `twintap provision` ("tap": {"users": ...}) applied once;
+#   - status(): what `twintap doctor` reads from the REPL.
+# Hardware comes from the injected platform (platform.wifi(board)); nothing is imported here.
+import asyncio
+import json
+import os
+
+from . import VERSION, log, store
+from .proto import improv, settings
+
+CONFIG = "config.json"
+GROUPS = {"admin": 0xFFFF, "supervisor": 0xFFFE}
+_app = None  # the running App, for status() from the REPL
+_safe = None  # why the board runs in safe mode (None: it does not)
+
+
+def _exists(name):
+    try:
+        os.stat(name)
+        return True
+    except OSError:
+        return False
+
+
+def load_config(path=CONFIG):
+    # -> (configuration to run with, safe-mode reason or None)
+    text = None
+    for p in (path, path + ".tmp"):  # .tmp alone: power lost between remove and rename
+        try:
+            with open(p) as f:
+                text = f.read()
+            break
+        except OSError:
+            continue
+    if text is None:
+        return {}, "not provisioned: no config.json (give it one with `twintap provision`)"
+    try:
+        cfg = json.loads(text)
+    except ValueError:
+        return {}, "config.json is not valid JSON: running without it"
+    found = settings.problems(cfg, _exists)
+    if not found:
+        return cfg, None
+    why = "; ".join("%s.%s: %s" % (s, f, m) for s, f, m in found)
+    return settings.sanitize(cfg, found), "config.json: " + why
+
+
+def safe_mode(why):
+    # called by main.py at every boot
+    global _safe
+    _safe = why
+    if why:
+        say = log.warn if why.startswith("not provisioned") else log.error
+        say("main", "safe mode: " + why + " (Tap stays available)")
+
+
+def apply_users(tapcfg, cfg):
+    # Tap users from `twintap provision` -> the Tap configuration (tap.json), once per key:
+    # a password changed later over Tap is not overwritten at the next boot.
+    tap = cfg.get("tap")
+    users = tap.get("users") if isinstance(tap, dict) else None
+    if not users:
+        return 0
+    done = tapcfg.d.setdefault("provisioned", {})
+    n = 0
+    for name, u in users.items():
+        key = u["stored"] + u["server"] + u["salt"]
+        if done.get(name) == key:
+            continue
+        g = tapcfg.d["groups"].get(str(GROUPS.get(name, -1)))
+        if g is None:
+            for cand in tapcfg.d["groups"].values():
+                if cand.get("name") == name:
+                    g = cand
+        if g is None:
+            log.warn("tap", "provisioned user %s: no such group" % name)
+            continue
+        g["key"] = key
+        g["it"] = u["it"]
+        g.pop("dflt", None)
+        done[name] = key
+        n += 1
+    if n:
+        tapcfg.save()
+        log.info("tap", "%d provisioned user key(s) applied" % n)
+    return n
+
+
+class Wifi:
+    # One station: join with a timeout, keep the configured network, report its state.
+    def __init__(self, driver):
+        self.drv = driver
+        self.state = "absent" if driver is None else "idle"
+        self.ssid = ""
+        self.ip = ""
+        self.error = ""
+        self.joining = False
+
+    async def join(self, ssid, password, timeout_ms=20000):
+        # -> (True, "") once connected, or (False, why); never raises
+        if self.drv is None:
+            return False, "this board has no Wi-Fi"
+        self.state = "connecting"
+        self.ssid = ssid
+        self.joining = True
+        log.info("wifi", "joining %s" % ssid)
+        try:
+            self.drv.connect(ssid, password)
+            waited = 0
+            while waited < timeout_ms:
+                st = self.drv.status()
+                if st == "connected":
+                    self.state = "connected"
+                    self.error = ""
+                    self.ip = self.drv.ip()
+                    log.info("wifi", "connected to %s, ip %s" % (ssid, self.ip))
+                    return True, ""
+                if st not in ("connecting", "idle"):
+                    return self._failed(ssid, st)
+                await asyncio.sleep_ms(100)
+                waited += 100
+            return self._failed(ssid, "no connection within %d s" % (timeout_ms // 1000))
+        except (OSError, ValueError) as e:
+            return self._failed(ssid, str(e))
+        finally:
+            self.joining = False
+
+    def _failed(self, ssid, why):
+        self.state = "failed"
+        self.error = why
+        self.ip = ""
+        log.warn("wifi", "cannot join %s: %s" % (ssid, why))
+        return False, why
+
+    async def keep(self, creds):
+        # join the configured network (creds() -> {"ssid", "password"} or None), retrying
+        # with backoff, and watch the link; Improv may change the network meanwhile
+        wait = 5000
+        while True:
+            w = creds()
+            if w and not self.joining and (self.state != "connected" or self.ssid != w["ssid"]):
+                ok, _ = await self.join(w["ssid"], w.get("password", ""))
+                if not ok:
+                    await asyncio.sleep_ms(wait)
+                    wait = min(wait * 2, 60000)
+                    continue
+                wait = 5000
+            await asyncio.sleep_ms(2000)
+            if self.state == "connected" and not self.joining and self.drv.status() != "connected":
+                self.state = "lost"
+                log.warn("wifi", "lost %s" % self.ssid)
+
+    def scan(self):
+        return self.drv.scan() if self.drv is not None else []
+
+    def snapshot(self):
+        d = {"state": self.state, "ssid": self.ssid, "ip": self.ip, "error": self.error}
+        if self.drv is not None and self.state == "connected":
+            d["rssi"] = self.drv.rssi()
+        return d
+
+
+class ImprovService:
+    # The Improv Wi-Fi state machine, shared by every link that carries Improv frames. Each
+    # request is answered on the link it came from (send: async fn(bytes)).
+    def __init__(self, wifi, info, url, save):
+        self.wifi = wifi
+        self.info = info  # [firmware, version, hardware, device name]
+        self.url = url  # fn() -> URL list once provisioned
+        self.save = save  # fn(ssid, password): keep the credentials
+        self.busy = False
+
+    def state(self):
+        return improv.PROVISIONED if self.wifi.state == "connected" else improv.READY
+
+    async def handle(self, ptype, data, send):
+        if ptype != improv.RPC:
+            return
+        try:
+            cmd, payload = improv.decode_rpc(data)
+        except ValueError:
+            await send(improv.encode_error(improv.INVALID_RPC))
+            return
+        await send(improv.encode_error(improv.NO_ERROR))
+        if cmd == improv.WIFI_SETTINGS:
+            await self._wifi_settings(payload, send)
+        elif cmd == improv.GET_STATE:
+            await send(improv.encode_state(self.state()))
+            if self.state() == improv.PROVISIONED:
+                await send(improv.encode_result(cmd, self.url()))
+        elif cmd == improv.GET_INFO:
+            await send(improv.encode_result(cmd, self.info))
+        elif cmd == improv.SCAN:
+            try:
+                nets = self.wifi.scan()
+            except OSError as e:
+                log.warn("improv", "scan failed: %s" % e)
+                nets = []
+            for ssid, rssi, auth in nets:
+                secured = "NO" if auth == "NO" else "YES"
+                await send(improv.encode_result(cmd, (ssid, str(rssi), secured)))
+            await send(improv.encode_result(cmd, ()))
+        elif cmd == improv.DEVICE_NAME and not payload:
+            await send(improv.encode_result(cmd, (self.info[3],)))
+        else:
+            await send(improv.encode_error(improv.UNKNOWN_RPC))
+
+    async def _wifi_settings(self, payload, send):
+        try:
+            ssid, password = improv.decode_wifi(payload)
+        except ValueError:
+            await send(improv.encode_error(improv.INVALID_RPC))
+            return
+        if self.busy:
+            await send(improv.encode_error(improv.UNKNOWN_ERROR))
+            return
+        self.busy = True
+        try:
+            log.info("improv", "Wi-Fi settings received for %s" % ssid)
+            await send(improv.encode_state(improv.PROVISIONING))
+            ok, _ = await self.wifi.join(ssid, password)
+            if ok:
+                self.save(ssid, password)
+                await send(improv.encode_state(improv.PROVISIONED))
+                await send(improv.encode_result(improv.WIFI_SETTINGS, self.url()))
+            else:
+                await send(improv.encode_error(improv.UNABLE_TO_CONNECT))
+                await send(improv.encode_state(improv.READY))
+        finally:
+            self.busy = False
+
+
+class Onboard:
+    # What the App gets from this module: users applied, Wi-Fi, Improv on its links.
+    def __init__(self, app):
+        global _app
+        _app = app
+        self.app = app
+        board = app.board
+        apply_users(app.tapcfg, app.config)
+        drv = None
+        if hasattr(app.platform, "wifi"):
+            try:
+                drv = app.platform.wifi(board)
+            except (OSError, ImportError) as e:
+                log.error("wifi", "no station: %s" % e)
+        self.wifi = Wifi(drv)
+        name = board.get("ble_name") or board.get("name") or "twintap"
+        serial = ""
+        try:
+            serial = "".join("%02X" % b for b in app.platform.unique_id()[-2:])
+        except (OSError, AttributeError):
+            pass
+        hw = board.get("name", app.platform.name)
+        if board.get("chip"):
+            hw = hw + "/" + board["chip"]
+        info = ("twintap", VERSION, hw, name + ("-" + serial if serial else ""))
+        self.improv = ImprovService(self.wifi, info, self._url, self._save) if drv else None
+        self.tcp_port = 0
+
+    def _url(self):
+        fmt = self.app.board.get("improv_url", "tcp://{ip}:{port}")
+        if not fmt or not self.wifi.ip:
+            return ()
+        return (fmt.replace("{ip}", self.wifi.ip).replace("{port}", str(self.tcp_port)),)
+
+    def _save(self, ssid, password):
+        # keep what Improv gave, atomically, next to the rest of the configuration
+        cfg = store.load(CONFIG, {})
+        if not isinstance(cfg, dict):
+            cfg = {}
+        cfg["wifi"] = {"ssid": ssid, "password": password}
+        store.save(CONFIG, cfg)
+        self.app.config["wifi"] = cfg["wifi"]
+        log.info("improv", "Wi-Fi %s saved" % ssid)
+
+    def uart_link(self, port, dispatcher):
+        # the Tap UART link, with Improv frames taken out of it when this board has Wi-Fi
+        if self.improv is None:
+            from .links.uart import uart_link
+
+            return uart_link(port, dispatcher)
+        from .links.improv import tap_uart_link
+
+        return tap_uart_link(port, dispatcher, self.improv)
+
+    def tasks(self, tcp_port=0):
+        # background tasks to run on the app's loop
+        self.tcp_port = tcp_port
+        out = []
+        if self.wifi.drv is not None:
+            out.append(asyncio.create_task(self.wifi.keep(lambda: self.app.config.get("wifi"))))
+        if self.improv is not None and getattr(self.app.platform, "improv_console", False):
+            from .links.improv import serve_console
+
+            out.append(asyncio.create_task(serve_console(self.improv)))
+        return out
+
+
+def status():
+    # everything `twintap doctor` reports about the running (or just interrupted) firmware
+    import gc
+
+    out = {"safe_mode": _safe, "recent": log.recent(), "log_dropped": log.dropped,
+           "mem_free": gc.mem_free()}
+    a = _app
+    if a is None:
+        return out
+    out["wifi"] = a.onboard.wifi.snapshot()
+    r = a.rpz
+    if r is None:
+        out["mqtt"] = {"state": "not configured"}
+    else:
+        out["mqtt"] = {"state": "online" if r.online else "offline", "connects": r.connects,
+                       "registered": r.registered, "last_error": r.last_error,
+                       "broker": "%s:%d" % (r.host, r.port)}
+    ble = getattr(a, "ble", None)
+    if ble is None:
+        out["ble"] = {"state": "absent"}
+    elif hasattr(ble, "status"):
+        out["ble"] = ble.status()
+    else:
+        out["ble"] = {"state": "present"}
+    return out
