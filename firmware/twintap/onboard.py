@@ -10,7 +10,7 @@ import json
 import os
 
 from . import VERSION, log, store
-from .proto import improv, settings
+from .proto import improv
 
 CONFIG = "config.json"
 GROUPS = {"admin": 0xFFFF, "supervisor": 0xFFFE}
@@ -42,11 +42,27 @@ def load_config(path=CONFIG):
         cfg = json.loads(text)
     except ValueError:
         return {}, "config.json is not valid JSON: running without it"
-    found = settings.problems(cfg, _exists)
-    if not found:
-        return cfg, None
-    why = "; ".join("%s.%s: %s" % (s, f, m) for s, f, m in found)
-    return settings.sanitize(cfg, found), "config.json: " + why
+    from .proto import settings  # boot-only: forgotten again below, its heap comes back
+
+    try:
+        found = settings.problems(cfg, _exists)
+        if not found:
+            return cfg, None
+        why = "; ".join("%s.%s: %s" % (s, f, m) for s, f, m in found)
+        return settings.sanitize(cfg, found), "config.json: " + why
+    finally:
+        forget("twintap.proto.settings")
+
+
+def forget(name):
+    # Drop a module used only at boot, so that the collector can take its code back.
+    import sys
+
+    sys.modules.pop(name, None)
+    pkg, _, leaf = name.rpartition(".")
+    parent = sys.modules.get(pkg)
+    if parent is not None and hasattr(parent, leaf):
+        delattr(parent, leaf)
 
 
 def safe_mode(why):

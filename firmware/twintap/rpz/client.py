@@ -8,22 +8,11 @@ import os
 
 from .. import log, store
 from ..proto import rpzcodes as rc
+from ..ticks import ticks_diff, ticks_ms
 from ..twin import E_NOT_FOUND, E_RIGHTS, Prop, R, TwinError, W, X, rpz_dt
 from .mqtt import MqttError, Session
 from .outbox import Outbox
 from .topics import Topics
-
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from time import monotonic as _mono
-
-    def ticks_ms():
-        return int(_mono() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
 
 STATE_FILE = "rpz.json"
 DROPPED_ID = 240  # Tap variable id of the "events_dropped" counter

@@ -8,17 +8,7 @@
 import asyncio
 
 from .. import log
-
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython
-    from time import monotonic as _mono
-
-    def ticks_ms():
-        return int(_mono() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
+from ..ticks import ticks_diff, ticks_ms
 
 
 class NeedData(Exception):

@@ -13,23 +13,9 @@ import hashlib
 import os
 import struct
 
-try:
-    from time import ticks_add, ticks_diff, ticks_ms
-except ImportError:  # CPython (unit tests)
-    from time import monotonic as _mono
-
-    def ticks_ms():
-        return int(_mono() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
-    def ticks_add(a, b):
-        return a + b
-
-
 from .. import log
 from ..proto import DecodeError, frame, tapcodes
+from ..ticks import ticks_add, ticks_diff, ticks_ms
 from .config import ADMIN, ANONYMOUS
 from .dispatcher import TapError
 

@@ -4,18 +4,8 @@
 # its expectation.
 import struct
 
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython (unit tests)
-    from time import monotonic as _mono
-
-    def ticks_ms():
-        return int(_mono() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
 from ..proto import DecodeError, frame, tapcodes, values
+from ..ticks import ticks_diff, ticks_ms
 from .config import IN_PROGRESS
 from .dispatcher import TapError
 
