@@ -18,3 +18,14 @@ def say(line: str) -> None:
     with _SAY_LOCK:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """For ``preexec_fn``: on Linux the child gets SIGTERM when the thread that started it
+    dies, so that a killed supervisor leaves no board or broker behind."""
+    import contextlib
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from twintap import TwintapError, say
+from twintap import TwintapError, die_with_parent, say
 from twintap.paths import CACHE, FIRMWARE, MPY_LIB, board_file
 from twintap.ptylink import PtyBridge
 
@@ -217,6 +217,7 @@ class VirtualBoard:
             slave = self.console.board.slave
 
             def attach_console() -> None:  # the pty becomes the board's controlling tty
+                die_with_parent()
                 os.setsid()
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
@@ -228,6 +229,7 @@ class VirtualBoard:
             self.proc = subprocess.Popen(
                 self._command(), cwd=self.flash, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent,
             )
             threading.Thread(target=self._read_pipe, args=(self.proc,), daemon=True).start()
 

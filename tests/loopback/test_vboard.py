@@ -137,3 +137,17 @@ def test_a_tap_reboot_with_a_repl_attached_comes_back(start_board, tmp_path):
     b.wait_for(r"^READY ")
     (resp,) = tcp_exchange(b.tcp_port, GET_SERIAL)
     assert resp.startswith(b"\x45TT")
+
+
+def test_a_killed_supervisor_takes_its_board_down(start_board, tmp_path):
+    import time
+
+    flash = tmp_path / "flash"
+    b = start_board(flash=flash)
+    assert micropython_pids_in(flash)
+    b.proc.kill()  # SIGKILL: no chance to stop the board itself
+    b.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while micropython_pids_in(flash) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert micropython_pids_in(flash) == [], "the board outlived its supervisor"

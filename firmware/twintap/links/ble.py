@@ -9,6 +9,7 @@
 # The IRQ handler only records (copying written values at once, as aioble's capture mode
 # does) and sets a flag; the task `serve` does the work.
 import asyncio
+import sys
 import time
 
 from .. import log
@@ -49,7 +50,11 @@ _FRAME_MS = const(1000)  # a half legacy frame older than this is dropped (its s
 _BAD = frame.encode_response(tapcodes.BAD_REQUEST)
 _TOO_LARGE = frame.encode_response(tapcodes.INTERNAL_SERVER_ERROR)
 
-_Flag = getattr(asyncio, "ThreadSafeFlag", asyncio.Event)  # CPython (unit tests): Event
+# Real radios call IRQs from the stack's context: a ThreadSafeFlag wakes the task. The unix
+# port's emulated radio calls them from asyncio tasks, where an Event does, and where a
+# ThreadSafeFlag (polled through a pipe by the unix port's loop) crashed the interpreter
+# (segfault) once a second TCP client and the UART were also being polled.
+_Flag = asyncio.ThreadSafeFlag if sys.platform == "esp32" else asyncio.Event
 _ticks = getattr(time, "ticks_ms", None) or (lambda: int(time.monotonic() * 1000))
 _diff = getattr(time, "ticks_diff", None) or (lambda a, b: a - b)
 
