@@ -9,12 +9,14 @@ STAMP := $(VENV)/.installed
 UMQTT := .cache/mpylib/umqtt/simple.py
 INTEROP := tests/interop
 INTEROP_STAMP := $(INTEROP)/node_modules/.installed
+DASH := tests/dashboard
+DASH_STAMP := $(DASH)/node_modules/.installed
 RUN_DIR ?= .twintap
 TAP_PORT ?= 2000
 
-.PHONY: setup sysdeps run test lint unit-mpy test-py clean
+.PHONY: setup sysdeps run test lint unit-mpy test-py bench clean
 
-setup: sysdeps $(STAMP) $(UMQTT) $(INTEROP_STAMP)
+setup: sysdeps $(STAMP) $(UMQTT) $(INTEROP_STAMP) $(DASH_STAMP)
 
 sysdeps:
 	@bash host/scripts/sysdeps.sh
@@ -33,6 +35,12 @@ $(UMQTT): $(STAMP) host/twintap/deps.py
 # pinned in the committed lock file; no install scripts run.
 $(INTEROP_STAMP): $(INTEROP)/package-lock.json $(INTEROP)/package.json | sysdeps
 	@cd $(INTEROP) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+# playwright-core for the dashboard's browser tests, from its lock file; it drives Debian's
+# chromium (sysdeps), so no install script runs and no browser is downloaded.
+$(DASH_STAMP): $(DASH)/package-lock.json $(DASH)/package.json | sysdeps
+	@cd $(DASH) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
 run: setup
@@ -55,6 +63,12 @@ test-py: setup
 	if [ $$rc -eq 5 ]; then echo "twintap: pytest collected no tests"; fi; exit $$rc
 
 test: setup lint unit-mpy test-py
+
+# Measure the system (virtual boards, links, broker, platform, baselines) and write the report
+# to bench/ (report.md, report.json, PNG plots) and README.md's bench section. About 4 minutes;
+# it exits non-zero while a verdict fails (the firmware does not fit --heap 96K yet).
+bench: setup
+	@$(VENV)/bin/twintap bench --out bench
 
 clean:
 	rm -rf $(VENV) .cache .vboard .pytest_cache .ruff_cache

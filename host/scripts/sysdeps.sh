@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages twintap needs on the host: socat (pty/TCP plumbing by hand), mosquitto and
-# its clients (the local broker), nodejs and npm (the official IoTize client in interop tests).
+# its clients (the local broker), nodejs and npm (the official IoTize client in interop tests),
+# chromium (the dashboard's browser tests drive it headless).
 # Installs what is missing with apt-get when run as root; otherwise says what to install.
 set -euo pipefail
 
@@ -10,9 +11,10 @@ declare -A pkg_for=(
   [mosquitto_pub]=mosquitto-clients
   [node]=nodejs
   [npm]=npm
+  [chromium]=chromium
 )
 missing=()
-for cmd in socat mosquitto mosquitto_pub node npm; do
+for cmd in socat mosquitto mosquitto_pub node npm chromium; do
   # mosquitto lives in /usr/sbin, which is not on every user's PATH
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
     missing+=("${pkg_for[$cmd]}")

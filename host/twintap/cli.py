@@ -12,7 +12,9 @@ import sys
 from twintap import (
     TwintapError,
     __version__,
+    bench,
     broker,
+    dashboard,
     deploy,
     doctor,
     flash,
@@ -38,6 +40,8 @@ COMMANDS = {
     "provision": provision.add_parser,
     "doctor": doctor.add_parser,
     "monitor": monitor.add_parser,
+    "bench": bench.add_parser,
+    "dashboard": dashboard.add_parser,
 }
 
 

@@ -1,7 +1,8 @@
 """``twintap run``: the whole system on this machine, on embedded defaults.
 
 Starts the bench broker (mosquitto with TLS), the bench platform, and a virtual board
-provisioned for both (its Tap on TCP, a pty UART and a REPL pty), then prints what to try and
+provisioned for both (its Tap on TCP, a pty UART and a REPL pty), and the dashboard (a web
+page on 127.0.0.1, :mod:`twintap.dashboard`), then prints what to try and
 serves until Ctrl-C, when everything it started is stopped (ESPHome's ``run`` idea: one
 command from nothing to a working board).
 """
@@ -65,11 +66,25 @@ def run(args) -> int:
                              repl=root / "repl", update=True)
         board.start()
         started.append(board)
+        dash_line = []
+        if not args.no_dashboard:
+            from twintap.dashboard.server import Dashboard
+
+            dash = Dashboard(root / "platform", root / "broker", port=args.dashboard_port,
+                             tap_link=f"tcp://127.0.0.1:{args.tap_port}")
+            try:  # a busy port costs the dashboard, not the run
+                say(dash.start())
+                started.append(dash)
+                dash_line = [f"  Dashboard: open {dash.url} in a browser."]
+            except TwintapError as e:
+                say(f"[W][run] no dashboard: {e} (choose another --dashboard-port)")
         t = "    .venv/bin/twintap"
         print("\n".join([
             "",
             f"twintap: broker {broker.url}, platform in {root / 'platform'}, virtual board "
-            f"{args.app}/cid/{args.cid} in {flash}. Try, from another shell:",
+            f"{args.app}/cid/{args.cid} in {flash}.",
+            *dash_line,
+            "  Try, from another shell:",
             f"{t} tap --link tcp://127.0.0.1:{args.tap_port} vars",
             f"{t} tap --link {root / 'uart'} write setpoint 23",
             f"{t} platform read --app {args.app} --cid {args.cid} temperature",
@@ -99,4 +114,7 @@ def add_parser(sub) -> None:
     p.add_argument("--mqtt-port", type=int, default=8883, help="the broker's TLS port")
     p.add_argument("--app", default="demo", help="Rapidomize app id of the board")
     p.add_argument("--cid", default="board1", help="Rapidomize client id of the board")
+    p.add_argument("--dashboard-port", type=int, default=8080,
+                   help="the dashboard's port on 127.0.0.1 (default: 8080; 0: a free one)")
+    p.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
     p.set_defaults(func=run)
