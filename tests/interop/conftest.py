@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.procs import LineProcess
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -113,49 +112,6 @@ def iotize(node):
     return run
 
 
-class LineProcess:
-    """A subprocess whose stdout+stderr are collected line by line."""
-
-    def __init__(self, args: list[str], cwd: Path = REPO) -> None:
-        self.args = args
-        self.lines: list[str] = []
-        self._q: queue.Queue[str | None] = queue.Queue()
-        self.proc = subprocess.Popen(
-            args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            bufsize=1, start_new_session=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            self.lines.append(line)
-            self._q.put(line)
-        self._q.put(None)
-
-    def wait_for(self, rx: re.Pattern, timeout: float = 20.0) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no line matching {rx.pattern!r} from {self.args}: "
-                                     f"{self.lines}")
-            try:
-                line = self._q.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                self.proc.wait()
-                raise AssertionError(f"{self.args} exited with {self.proc.returncode} before "
-                                     f"{rx.pattern!r}; output: {self.lines}")
-            m = rx.search(line)
-            if m:
-                return m
-
-    def stop(self) -> int:
-        return stop_process(self.proc)
-
-
 @pytest.fixture
 def start_relay():
     """Factory: ``start_relay(listen_port, to_link)`` -> a READY `twintap relay` process."""
@@ -163,7 +119,7 @@ def start_relay():
 
     def start(port: int, to: str) -> LineProcess:
         p = LineProcess([sys.executable, "-m", "twintap", "relay",
-                         "--listen", f"tcp://127.0.0.1:{port}", "--to", to])
+                         "--listen", f"tcp://127.0.0.1:{port}", "--to", to], cwd=REPO)
         started.append(p)
         p.ready = p.wait_for(RELAY_READY_RE)
         return p

@@ -8,20 +8,17 @@ Stand-in devices are paho clients with a board's credentials (``Bench.device``).
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.procs import LineProcess
 from twintap import broker as brokerlib
 from twintap import rpztopics
 from twintap.mqttclient import Connection, Credentials
@@ -39,60 +36,6 @@ def twintap_cmd(*args: object) -> list[str]:
 def run_twintap(*args: object, timeout: float = 60.0) -> subprocess.CompletedProcess:
     """Run ``twintap ARGS`` to completion; stdout and stderr as text."""
     return subprocess.run(twintap_cmd(*args), capture_output=True, text=True, timeout=timeout)
-
-
-class LineProcess:
-    """A subprocess whose output (stdout and stderr) is collected line by line."""
-
-    def __init__(self, args: list[str], ready: re.Pattern | None = None,
-                 timeout: float = 30.0) -> None:
-        self.args = args
-        self.lines: list[str] = []
-        self._q: queue.Queue[str | None] = queue.Queue()
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-            start_new_session=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-        self.ready = self.wait_for(ready, timeout) if ready is not None else None
-
-    def _read(self) -> None:
-        assert self.proc.stdout
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            self.lines.append(line)
-            self._q.put(line)
-        self._q.put(None)
-
-    def wait_for(self, pattern: re.Pattern | str, timeout: float = 15.0) -> re.Match:
-        """The next output line matching ``pattern`` (earlier lines are passed over)."""
-        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no line matching {rx.pattern!r}; output: {self.lines}")
-            try:
-                line = self._q.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                self._q.put(None)
-                raise AssertionError(f"exited before {rx.pattern!r}; output: {self.lines}")
-            m = rx.search(line)
-            if m:
-                return m
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
-        """Signal the process by its id and wait; kill its group if it does not stop."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
 
 
 class Inbox:
