@@ -637,8 +637,21 @@ def write_outputs(rep: report.Report, out: Path) -> None:
             say("bench: README.md has no bench markers; left as it is")
 
 
+SECTIONS = ("tap", "encryption", "ssr", "events", "memory", "deploy", "scale")
+
+
+def _sections(text: str) -> set[str]:
+    names = {x.strip() for x in text.split(",") if x.strip()}
+    unknown = names - set(SECTIONS)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"sections are a comma-separated subset of {', '.join(SECTIONS)}")
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
-    """``twintap bench``: run every section, write the report; the exit status."""
+    """``twintap bench``: run every section (or those of ``--only``), write the report; the
+    exit status."""
     plan = Plan.make(args.quick)
     out = Path(args.out)
     work = Path(tempfile.mkdtemp(prefix="twintap-bench-"))
@@ -660,8 +673,9 @@ def run(args: argparse.Namespace) -> int:
             rep.fail("setup", f"{type(e).__name__}: {e}")
             (work / "setup.traceback").write_text(traceback.format_exc())
         if not setup_failed:
-            for name in ("tap", "encryption", "ssr", "events", "memory", "deploy", "scale"):
-                bench.section(name, getattr(bench, name))
+            for name in SECTIONS:
+                if args.only is None or name in args.only:
+                    bench.section(name, getattr(bench, name))
     except KeyboardInterrupt:
         say("bench: interrupted; the report is left as it was")
         interrupted = True
@@ -696,4 +710,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="tiny counts (2 and 4 boards): proves the machinery in seconds")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--only", type=_sections, metavar="SECTIONS",
+                   help="run only these sections: " + ",".join(SECTIONS))
     p.set_defaults(func=run)
