@@ -29,3 +29,14 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child before ex
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def table(rows: list, header: list | tuple | None = None) -> list[str]:
+    """Rows of cells as left-aligned columns two spaces apart (the CLI's tables)."""
+    allrows = ([header] if header else []) + [list(r) for r in rows]
+    if not allrows:
+        return []
+    widths = [max(len(str(r[i])) for r in allrows) for i in range(len(allrows[0]))]
+    return ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            for r in allrows]
+

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from twintap import TwintapError, die_with_parent, pki, rpztopics, say
+from twintap import TwintapError, die_with_parent, pki, rpztopics, say, table
 from twintap.mqttclient import Connection, Credentials
 
 DEFAULT_DIR = Path(".twintap/broker")
@@ -545,9 +545,8 @@ def _list(args) -> int:
     bdir = BrokerDir(args.dir)
     rows = [("CLIENT ID", "USERNAME", "ICAPP", "CREATED")]
     rows += [(d.client_id, d.username, d.icapp or "-", d.created) for d in bdir.devices()]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for line in table(rows):
+        print(line)
     return 0
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from twintap import TwintapError, rpztopics, say
+from twintap import TwintapError, rpztopics, say, table
 from twintap.broker import DEFAULT_DIR as DEFAULT_BROKER_DIR
 from twintap.broker import BrokerDir
 from twintap.mqttclient import Connection, Credentials
@@ -420,9 +420,8 @@ def _devices(args) -> int:
             i["app"], i["cid"], "online" if online else "offline", _ago(i["last_seen"], now),
             reg, str(i["events"]), str(i["gaps"]), str(i["missing"]), str(i["dups"]),
         ))
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    for line in table(rows):
+        print(line)
     return 0
 
 

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from twintap import TwintapError, ports
+from twintap import TwintapError, ports, table
 from twintap.monitor import Console
 from twintap.proto import scram, settings
 from twintap.repl import BoardRepl
@@ -599,9 +599,7 @@ def fleet_table(results: list[tuple[dict, Outcome]]) -> str:
         detail = (o.detail or f"{o.seconds:.1f} s").replace(o.port + ": ", "")
         rows.append((row["client_id"], o.port, "ok" if o.ok else "FAILED",
                      o.stage or "-", detail[:80]))
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in [head, *rows]]
+    lines = table(rows, head)
     ok = sum(1 for _, o in results if o.ok)
     lines.append(f"{ok} of {len(results)} boards provisioned"
                  + ("" if ok == len(results) else f", {len(results) - ok} failed"))

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from twintap import TwintapError
+from twintap import TwintapError, table
 from twintap.tap import Tap, TapError, TapTimeout
 from twintap.tap import config as tapconfig
 from twintap.tap.services import format_value, maybe
@@ -48,10 +48,8 @@ def printable(data: bytes) -> bool:
 
 
 def print_table(rows: list[list[str]], header: list[str] | None = None) -> None:
-    allrows = ([header] if header else []) + rows
-    widths = [max(len(r[i]) for r in allrows) for i in range(len(allrows[0]))]
-    for r in allrows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for line in table(rows, header):
+        print(line)
 
 
 def _password(args) -> str | None:

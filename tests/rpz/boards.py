@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from pathlib import Path
 
+from twintap.benchlib.procs import until as _until
 from twintap.broker import BrokerDir
 from twintap.platform import send_ssr
 from twintap.platformstore import Store
@@ -39,15 +39,8 @@ def store(platform) -> Store:
 
 def until(fn, timeout: float = 20.0, what: str = "condition"):
     """Poll the platform's store until fn() is truthy (not a sleep for readiness: a
-    condition with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    condition with a deadline); fails the test on the deadline."""
+    return _until(fn, timeout, what, 0.1)
 
 
 def instance(platform, cid: str) -> dict | None:
