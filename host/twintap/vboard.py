@@ -89,12 +89,14 @@ def compile_firmware(out: Path = MPY_BUILD) -> Path:
 
 
 def fill_flash(
-    flash: Path, board: str = "unix", update: bool = False, source: bool = False
+    flash: Path, board: str = "unix", update: bool = False, source: bool = False,
+    romfs: bool = False,
 ) -> bool:
     """Put the firmware and the board file into ``flash`` when it has none (or ``update``).
 
-    The package goes in as ``.mpy`` (``source=True``: as ``.py``). Returns True when files
-    were written. Configuration and data files are never touched.
+    The package goes in as ``.mpy`` (``source=True``: as ``.py``; ``romfs=True``: not at all,
+    it runs from the ROMFS partition). Returns True when files were written. Configuration
+    and data files are never touched.
     """
     flash.mkdir(parents=True, exist_ok=True)
     if (flash / "main.py").exists() and not update:
@@ -107,7 +109,7 @@ def fill_flash(
         shutil.copytree(
             FIRMWARE / "twintap", lib, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
-    else:
+    elif not romfs:
         shutil.copytree(compile_firmware(), lib)
     shutil.copy2(board_file(board), flash / "board.json")
     return True
@@ -128,6 +130,7 @@ class VirtualBoard:
         ble: Path | None = None,
         update: bool = False,
         source: bool = False,
+        romfs: bool = False,
         echo: Callable[[str], None] | None = None,
     ) -> None:
         self.flash = Path(flash).resolve()
@@ -142,6 +145,8 @@ class VirtualBoard:
         self.heap = heap
         self.update = update
         self.source = source
+        self.romfs: Path | None = None  # the ROMFS image, when the firmware runs from one
+        self._want_romfs = romfs
         self.echo = echo or say
         self.proc: subprocess.Popen | None = None
         self.uart: PtyBridge | None = None
@@ -160,7 +165,11 @@ class VirtualBoard:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 20.0) -> str:
         """Fill the flash if needed, start the board and wait for READY; returns that line."""
-        fill_flash(self.flash, self.board, self.update, self.source)
+        fill_flash(self.flash, self.board, self.update, self.source, self._want_romfs)
+        if self._want_romfs:
+            from twintap.romfs import vboard_image
+
+            self.romfs = vboard_image()
         if self.uart_link:
             self.uart = PtyBridge(self.uart_link)
         if self.repl_link:
@@ -191,6 +200,8 @@ class VirtualBoard:
 
     def _command(self) -> list[str]:
         cmd = [micropython_path()]
+        if self.romfs:  # the same interpreter, in a process that maps the image first
+            cmd = [sys.executable, "-m", "twintap.romfs", "run", str(self.romfs)]
         if self.heap:
             cmd += ["-X", f"heapsize={self.heap}"]
         if not self._run_main:
@@ -325,7 +336,7 @@ def run(args) -> int:
     vb = VirtualBoard(
         Path(args.dir), board=args.board, tcp_port=args.tcp_port, tcp_host=args.tcp_host,
         uart=args.uart, repl=args.repl, heap=args.heap, update=args.update, source=args.source,
-        ble=args.ble,
+        ble=args.ble, romfs=args.romfs,
     )
     stop = threading.Event()
 
@@ -361,4 +372,7 @@ def add_parser(sub) -> None:
                    help="copy the firmware sources again, keeping configuration and data")
     r.add_argument("--source", action="store_true",
                    help="install the firmware as .py sources instead of mpy-cross bytecode")
+    r.add_argument("--romfs", action="store_true",
+                   help="run the firmware from a ROMFS partition (bytecode stays out of the "
+                        "heap, as on a board deployed with 'twintap deploy --romfs')")
     r.set_defaults(func=run)

@@ -116,9 +116,11 @@ def _why(board: BenchBoard, err: Exception) -> str:
 
 
 def probe(work: Path, heap_kb: int, provision: Callable[[Path], None] | None,
-          requests: int, online_timeout: float = 20.0, ble: bool = True) -> Probe:
+          requests: int, online_timeout: float = 20.0, ble: bool = True,
+          romfs: bool = False) -> Probe:
     """Start a fresh board with ``heap_kb``K of heap (and its BLE radio, when ``ble`` and the
-    virtual board has one) and check that it starts and serves."""
+    virtual board has one; its firmware in a ROMFS partition when ``romfs``) and check that
+    it starts and serves."""
     flash = work / f"mem-{heap_kb}k"
     shutil.rmtree(flash, ignore_errors=True)
     if provision:
@@ -128,6 +130,8 @@ def probe(work: Path, heap_kb: int, provision: Callable[[Path], None] | None,
     kw: dict = {"heap": f"{heap_kb}K"}
     if ble and "ble" in inspect.signature(VirtualBoard).parameters:
         kw["ble"] = work / f"mem-{heap_kb}k.ble"
+    if romfs:
+        kw["romfs"] = True
     board = BenchBoard(flash, **kw)
     try:
         board.start(30)
