@@ -83,6 +83,10 @@ class App:
         from .onboard import Onboard  # Wi-Fi, Improv, provisioned users, doctor status
 
         self.onboard = Onboard(self)
+        # what these files said about properties and simulated hardware is built now
+        for k in ("properties", "description", "sim_wifi"):
+            board.pop(k, None)
+        config.pop("properties", None)
 
     def reboot(self):
         log.info("app", "reboot requested")

@@ -10,7 +10,6 @@ import json
 import os
 
 from . import VERSION, log, store
-from .proto import improv
 
 CONFIG = "config.json"
 GROUPS = {"admin": 0xFFFF, "supervisor": 0xFFFE}
@@ -180,76 +179,6 @@ class Wifi:
         return d
 
 
-class ImprovService:
-    # The Improv Wi-Fi state machine, shared by every link that carries Improv frames. Each
-    # request is answered on the link it came from (send: async fn(bytes)).
-    def __init__(self, wifi, info, url, save):
-        self.wifi = wifi
-        self.info = info  # [firmware, version, hardware, device name]
-        self.url = url  # fn() -> URL list once provisioned
-        self.save = save  # fn(ssid, password): keep the credentials
-        self.busy = False
-
-    def state(self):
-        return improv.PROVISIONED if self.wifi.state == "connected" else improv.READY
-
-    async def handle(self, ptype, data, send):
-        if ptype != improv.RPC:
-            return
-        try:
-            cmd, payload = improv.decode_rpc(data)
-        except ValueError:
-            await send(improv.encode_error(improv.INVALID_RPC))
-            return
-        await send(improv.encode_error(improv.NO_ERROR))
-        if cmd == improv.WIFI_SETTINGS:
-            await self._wifi_settings(payload, send)
-        elif cmd == improv.GET_STATE:
-            await send(improv.encode_state(self.state()))
-            if self.state() == improv.PROVISIONED:
-                await send(improv.encode_result(cmd, self.url()))
-        elif cmd == improv.GET_INFO:
-            await send(improv.encode_result(cmd, self.info))
-        elif cmd == improv.SCAN:
-            try:
-                nets = self.wifi.scan()
-            except OSError as e:
-                log.warn("improv", "scan failed: %s" % e)
-                nets = []
-            for ssid, rssi, auth in nets:
-                secured = "NO" if auth == "NO" else "YES"
-                await send(improv.encode_result(cmd, (ssid, str(rssi), secured)))
-            await send(improv.encode_result(cmd, ()))
-        elif cmd == improv.DEVICE_NAME and not payload:
-            await send(improv.encode_result(cmd, (self.info[3],)))
-        else:
-            await send(improv.encode_error(improv.UNKNOWN_RPC))
-
-    async def _wifi_settings(self, payload, send):
-        try:
-            ssid, password = improv.decode_wifi(payload)
-        except ValueError:
-            await send(improv.encode_error(improv.INVALID_RPC))
-            return
-        if self.busy:
-            await send(improv.encode_error(improv.UNKNOWN_ERROR))
-            return
-        self.busy = True
-        try:
-            log.info("improv", "Wi-Fi settings received for %s" % ssid)
-            await send(improv.encode_state(improv.PROVISIONING))
-            ok, _ = await self.wifi.join(ssid, password)
-            if ok:
-                self.save(ssid, password)
-                await send(improv.encode_state(improv.PROVISIONED))
-                await send(improv.encode_result(improv.WIFI_SETTINGS, self.url()))
-            else:
-                await send(improv.encode_error(improv.UNABLE_TO_CONNECT))
-                await send(improv.encode_state(improv.READY))
-        finally:
-            self.busy = False
-
-
 class Onboard:
     # What the App gets from this module: users applied, Wi-Fi, Improv on its links.
     def __init__(self, app):
@@ -274,9 +203,18 @@ class Onboard:
         hw = board.get("name", app.platform.name)
         if board.get("chip"):
             hw = hw + "/" + board["chip"]
+        # Improv needs Wi-Fi; its service (links/improv.py) is made for the first serial link
         info = ("twintap", VERSION, hw, name + ("-" + serial if serial else ""))
-        self.improv = ImprovService(self.wifi, info, self._url, self._save) if drv else None
+        self._improv_info = info if drv else None
+        self.improv = None
         self.tcp_port = 0
+
+    def _improv(self):
+        if self.improv is None and self._improv_info is not None:
+            from .links.improv import ImprovService
+
+            self.improv = ImprovService(self.wifi, self._improv_info, self._url, self._save)
+        return self.improv
 
     def _url(self):
         fmt = self.app.board.get("improv_url", "tcp://{ip}:{port}")
@@ -296,13 +234,14 @@ class Onboard:
 
     def uart_link(self, port, dispatcher):
         # the Tap UART link, with Improv frames taken out of it when this board has Wi-Fi
-        if self.improv is None:
+        svc = self._improv()
+        if svc is None:
             from .links.uart import uart_link
 
             return uart_link(port, dispatcher)
         from .links.improv import tap_uart_link
 
-        return tap_uart_link(port, dispatcher, self.improv)
+        return tap_uart_link(port, dispatcher, svc)
 
     def tasks(self, tcp_port=0):
         # background tasks to run on the app's loop
@@ -310,7 +249,7 @@ class Onboard:
         out = []
         if self.wifi.drv is not None:
             out.append(asyncio.create_task(self.wifi.keep(lambda: self.app.config.get("wifi"))))
-        if self.improv is not None and getattr(self.app.platform, "improv_console", False):
+        if getattr(self.app.platform, "improv_console", False) and self._improv() is not None:
             from .links.improv import serve_console
 
             out.append(asyncio.create_task(serve_console(self.improv)))

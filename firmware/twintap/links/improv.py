@@ -1,4 +1,5 @@
-# Improv Wi-Fi frames on serial links (framing in proto/improv.py, service in onboard.py).
+# Improv Wi-Fi on serial links: the service (its state machine) and the frames on the Tap
+# UART and the console (framing in proto/improv.py; Wi-Fi and saving in onboard.py).
 #
 # The Tap UART carries both protocols. A Tap request starts with its CLA 0xA2, an Improv
 # packet with "IMPROV" (0x49 'I'), so the first byte at a frame boundary tells them apart:
@@ -190,3 +191,73 @@ async def serve_console(service, poll_ms=30):
             if parser.errors != errors:
                 await send(improv.encode_error(improv.INVALID_RPC))
         await asyncio.sleep_ms(poll_ms)
+
+
+class ImprovService:
+    # The Improv Wi-Fi state machine, shared by every link that carries Improv frames. Each
+    # request is answered on the link it came from (send: async fn(bytes)).
+    def __init__(self, wifi, info, url, save):
+        self.wifi = wifi
+        self.info = info  # [firmware, version, hardware, device name]
+        self.url = url  # fn() -> URL list once provisioned
+        self.save = save  # fn(ssid, password): keep the credentials
+        self.busy = False
+
+    def state(self):
+        return improv.PROVISIONED if self.wifi.state == "connected" else improv.READY
+
+    async def handle(self, ptype, data, send):
+        if ptype != improv.RPC:
+            return
+        try:
+            cmd, payload = improv.decode_rpc(data)
+        except ValueError:
+            await send(improv.encode_error(improv.INVALID_RPC))
+            return
+        await send(improv.encode_error(improv.NO_ERROR))
+        if cmd == improv.WIFI_SETTINGS:
+            await self._wifi_settings(payload, send)
+        elif cmd == improv.GET_STATE:
+            await send(improv.encode_state(self.state()))
+            if self.state() == improv.PROVISIONED:
+                await send(improv.encode_result(cmd, self.url()))
+        elif cmd == improv.GET_INFO:
+            await send(improv.encode_result(cmd, self.info))
+        elif cmd == improv.SCAN:
+            try:
+                nets = self.wifi.scan()
+            except OSError as e:
+                log.warn("improv", "scan failed: %s" % e)
+                nets = []
+            for ssid, rssi, auth in nets:
+                secured = "NO" if auth == "NO" else "YES"
+                await send(improv.encode_result(cmd, (ssid, str(rssi), secured)))
+            await send(improv.encode_result(cmd, ()))
+        elif cmd == improv.DEVICE_NAME and not payload:
+            await send(improv.encode_result(cmd, (self.info[3],)))
+        else:
+            await send(improv.encode_error(improv.UNKNOWN_RPC))
+
+    async def _wifi_settings(self, payload, send):
+        try:
+            ssid, password = improv.decode_wifi(payload)
+        except ValueError:
+            await send(improv.encode_error(improv.INVALID_RPC))
+            return
+        if self.busy:
+            await send(improv.encode_error(improv.UNKNOWN_ERROR))
+            return
+        self.busy = True
+        try:
+            log.info("improv", "Wi-Fi settings received for %s" % ssid)
+            await send(improv.encode_state(improv.PROVISIONING))
+            ok, _ = await self.wifi.join(ssid, password)
+            if ok:
+                self.save(ssid, password)
+                await send(improv.encode_state(improv.PROVISIONED))
+                await send(improv.encode_result(improv.WIFI_SETTINGS, self.url()))
+            else:
+                await send(improv.encode_error(improv.UNABLE_TO_CONNECT))
+                await send(improv.encode_state(improv.READY))
+        finally:
+            self.busy = False
