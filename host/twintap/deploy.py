@@ -6,6 +6,11 @@ bytecode (``-b``) and arch (``-march``), copies only the files whose hash differ
 atomically), installs the board file as ``board.json`` and ``main.py``, removes firmware
 files that are no longer part of it (never configuration or data), prints a summary and
 resets the board. The same on a real board's USB serial and on a virtual board's REPL pty.
+
+``--romfs`` puts the compiled package into the board's ROMFS partition instead (MicroPython
+1.25+ built with one): one image, written with mpremote's ``romfs deploy``; the board imports
+from ``/rom/lib`` without copying bytecode into its heap, and ``lib/twintap`` on the
+filesystem is removed.
 """
 
 from __future__ import annotations
@@ -66,6 +71,14 @@ def _tt_facts():
             board = json.load(f)
     except (OSError, ValueError):
         pass
+    rom = None
+    try:
+        import vfs
+        if hasattr(vfs, 'rom_ioctl') and vfs.rom_ioctl(1) > 0:
+            dev = vfs.rom_ioctl(2, 0)
+            rom = dev.ioctl(4, 0) * dev.ioctl(5, 0) if hasattr(dev, 'ioctl') else len(dev)
+    except Exception:
+        pass
     impl = sys.implementation
     tw = None
     m = sys.modules.get('twintap')
@@ -76,7 +89,7 @@ def _tt_facts():
         'machine': getattr(impl, '_machine', ''), 'files': files,
         'board': board.get('name') if isinstance(board, dict) else None,
         'board_chip': board.get('chip') if isinstance(board, dict) else None,
-        'twintap': tw}))
+        'twintap': tw, 'romfs': rom}))
 _tt_facts()
 del _tt_facts, _tt_walk, _tt_sha
 """
@@ -204,9 +217,37 @@ class Result:
     target: str
 
 
+def write_romfs(repl: BoardRepl, data: bytes) -> None:
+    """Write a ROMFS image to the board's partition 0 (mpremote's ``romfs deploy``)."""
+    import tempfile
+    from argparse import Namespace
+
+    from mpremote.commands import CommandError, _do_romfs_deploy
+
+    class _State:  # what mpremote's command needs of its session: the raw-REPL transport
+        transport = repl.t
+
+        def ensure_raw_repl(self) -> None:
+            pass
+
+        def did_action(self) -> None:
+            pass
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "twintap.romfs"
+        path.write_bytes(data)
+        try:
+            _do_romfs_deploy(_State(), Namespace(path=str(path), partition=0, mpy=False))
+        except CommandError as e:
+            raise TwintapError(f"romfs deploy: {e}") from e
+
+
 def deploy(port: str | None, board: str | None = None, source: bool = False,
-           reset: bool = True, say: Callable[[str], None] = print) -> Result:
+           reset: bool = True, say: Callable[[str], None] = print,
+           romfs: bool = False) -> Result:
     """Deploy the firmware to the board on ``port``; see the module's docstring."""
+    if romfs and source:
+        raise TwintapError("--romfs holds bytecode: it does not go with --source")
     port = ports.resolve(port)
     t0 = time.monotonic()
     with BoardRepl(port) as repl:
@@ -219,6 +260,23 @@ def deploy(port: str | None, board: str | None = None, source: bool = False,
         say(f"Board on {port}: MicroPython {f['version']} ({f['platform']}), "
             f"board file {name}; firmware as {what.strip()}")
         wanted = build(target)
+        if romfs:
+            from twintap.romfs import image
+
+            size = f.get("romfs")
+            if not size:
+                raise TwintapError(
+                    f"the MicroPython on {port} has no ROMFS partition (it needs 1.25+ built "
+                    "with one, e.g. a board variant with a romfs partition table): deploy "
+                    "without --romfs")
+            data = image(wanted)
+            if len(data) > size:
+                raise TwintapError(f"the ROMFS image ({len(data)} bytes) does not fit the "
+                                   f"board's partition ({size} bytes)")
+            say(f"  ROMFS image: {len(wanted)} files, {len(data)} of {size} bytes")
+            write_romfs(repl, data)
+            what = what.strip() + " in ROMFS"
+            wanted = {}  # nothing of the package stays on the filesystem
         wanted["main.py"] = (FIRMWARE / "main.py").read_bytes()
         wanted["board.json"] = board_text.encode()
         p = plan(wanted, f.get("files", {}))
@@ -246,7 +304,7 @@ def deploy(port: str | None, board: str | None = None, source: bool = False,
 
 def run(args) -> int:
     """``twintap deploy``"""
-    deploy(args.port, args.board, args.source, reset=not args.no_reset)
+    deploy(args.port, args.board, args.source, reset=not args.no_reset, romfs=args.romfs)
     return 0
 
 
@@ -260,5 +318,8 @@ def add_parser(sub) -> None:
                    help="board file to install as board.json (default: the board's own)")
     p.add_argument("--source", action="store_true",
                    help="install .py sources instead of .mpy bytecode")
+    p.add_argument("--romfs", action="store_true",
+                   help="write the bytecode to the board's ROMFS partition (MicroPython 1.25+): "
+                        "it runs from flash, leaving the heap to the application")
     p.add_argument("--no-reset", action="store_true", help="do not reset the board afterwards")
     p.set_defaults(func=run)

@@ -81,3 +81,28 @@ def test_plan_compares_hashes():
     p = deploy.plan(wanted, have)
     assert p.copy == ["lib/twintap/x.mpy"] and p.same == ["main.py"]
     assert p.remove == ["lib/twintap/old.py"]  # never config.json
+
+
+def test_deploy_romfs_needs_a_partition(repl_board):
+    # the unix port has no ROMFS partition to write (its virtual boards map one with
+    # `twintap vboard run --romfs`): a clear error, nothing changed on the board
+    b = repl_board()
+    before = sorted(p.name for p in (b.flash / "lib" / "twintap").rglob("*.mpy"))
+    r = twintap("deploy", "--port", b.repl, "--romfs")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "twintap: the MicroPython on" in r.stderr and "has no ROMFS partition" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in (b.flash / "lib" / "twintap").rglob("*.mpy")) == before
+    r = twintap("deploy", "--port", b.repl, "--romfs", "--source")
+    assert r.returncode == 2 and "does not go with --source" in r.stderr
+
+
+def test_romfs_image_holds_the_compiled_package(tmp_path):
+    from twintap.romfs import image
+
+    files = deploy.build(deploy.Target("esp32", 6 | (10 << 10)))  # .mpy v6, xtensawin
+    data = image(files)
+    assert data.startswith(b"\xd2\xcd\x31")
+    assert all(k.startswith("lib/twintap/") and k.endswith(".mpy") for k in files)
+    for k, v in files.items():  # every file's bytes are in the image, verbatim
+        assert v in data, k

@@ -44,3 +44,20 @@ def test_flash_a_real_board(port):
     except TwintapError as e:
         pytest.fail(str(e))
     assert res.verified and res.size == Path(fw).stat().st_size
+
+
+def test_deploy_romfs_to_a_real_board(port):
+    # needs MicroPython 1.25+ with a ROMFS partition on the board (TWINTAP_HW_ROMFS=1 says so)
+    board = os.environ.get("TWINTAP_HW_BOARD")
+    if not board or os.environ.get("TWINTAP_HW_ROMFS") != "1":
+        pytest.skip("set TWINTAP_HW_BOARD and TWINTAP_HW_ROMFS=1 to write the ROMFS partition")
+    from twintap import deploy
+    from twintap.repl import BoardRepl
+
+    res = deploy.deploy(port, board, romfs=True, say=lambda line: None)
+    assert res.target.endswith("in ROMFS")
+    with BoardRepl(port) as repl:
+        f = deploy.facts(repl)
+        where = repl.exec("import twintap.app; print(twintap.app.__file__)")
+    assert not any(p.startswith("lib/twintap/") for p in f["files"])
+    assert where.strip().startswith("/rom/lib/twintap/")
