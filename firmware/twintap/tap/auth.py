@@ -17,7 +17,7 @@ from .. import log
 from ..proto import DecodeError, frame, tapcodes
 from ..ticks import ticks_add, ticks_diff, ticks_ms
 from .config import ADMIN, ANONYMOUS
-from .dispatcher import TapError
+from .dispatcher import NO_METHOD, NO_RESOURCE, TapError
 
 try:
     from micropython import const
@@ -30,6 +30,8 @@ except ImportError:  # CPython
 _IF = const(1024)
 _GROUP = const(1025)
 _GET = const(1)
+_POST = const(2)
+_PUT = const(3)
 # security options /1024//6, byte 1
 _SCRAM_ON = const(0x10)
 _HASH_PASSWORD = const(0x08)
@@ -230,105 +232,135 @@ class Auth:
         if not self.is_admin(s):
             raise TapError(tapcodes.UNAUTHORIZED)  # admin only
 
-
-def mount(d, auth):
-    cfg = auth.cfg
-    d.guard = auth.guard
-    auth.dispatcher = d
+    # -- the service of /1024: logins, security options, SCRAM, the encrypted channel ----------
+    def serve(self, s, m, inst, res, p):
+        if res == 0:
+            if m == _POST:
+                return self.basic_login(s, p)
+        elif res == 1:
+            if m == _POST:
+                return self.end_login(s)
+        elif res == 5:
+            if m == _GET:
+                return self.get_uid(s)
+            if m == _POST:
+                return self.uid_login(s, p)
+        elif res == 6:
+            if m == _GET:
+                return struct.pack(">H", self.options)
+            if m == _PUT:
+                return self.put_options(s, p)
+        elif res == 42:
+            if m == _GET:
+                return struct.pack(">I", self.cfg.d["iterations"])
+            if m == _PUT:
+                return self.put_iterations(s, p)
+        elif res == 40:
+            if m == _GET:
+                return self.scram_login(s, p)
+        elif res == 41:
+            if m == _GET:
+                return self.scram_proof(s, p)
+        elif res == 44:
+            if m == _GET:
+                return self.send_with_iv(s, p)
+        elif res == 45:
+            if m == _GET:
+                return self.set_iv(s, p)
+        elif res == 46:
+            if m == _GET or m == _POST:
+                return self.stop(s)
+        elif res == 47:
+            if m == _GET:
+                return self.new_key(s)
+        elif res == 48:
+            if m == _GET:
+                return self.carry(s, bytes(p))
+        else:
+            return NO_RESOURCE
+        return NO_METHOD
 
     # -- basic, hashed and UID login, logout ---------------------------------------------------
-    def login(s, i, p):
-        auth.check_lockout(s)
-        opts = auth.options
+    def basic_login(self, s, p):
+        self.check_lockout(s)
+        opts = self.options
         if opts & _SCRAM_ON:
             raise TapError(tapcodes.RESOURCE_LOCKED)  # SCRAM login only
         if len(p) != 2 * _FIELD:
             raise TapError(tapcodes.NOT_ACCEPTABLE)  # login is user(16) + password(16)
         scram = _scram()
-        gid = cfg.find_group(scram.unfield(p[:_FIELD]))
+        gid = self.cfg.find_group(scram.unfield(p[:_FIELD]))
         pw = p[_FIELD:]
         hashed = bytes(pw) if opts & _HASH_PASSWORD else scram.hash_password(scram.unfield(pw))
-        if gid is None or gid == ANONYMOUS or not auth.check_hash(gid, hashed):
-            auth.failed(s, tapcodes.NOT_ACCEPTABLE)
-        auth.succeeded(s)
-        auth.login(s, gid, "hashed" if opts & _HASH_PASSWORD else "basic")
+        if gid is None or gid == ANONYMOUS or not self.check_hash(gid, hashed):
+            self.failed(s, tapcodes.NOT_ACCEPTABLE)
+        self.succeeded(s)
+        self.login(s, gid, "hashed" if opts & _HASH_PASSWORD else "basic")
 
-    def logout(s, i, p):
-        auth.logout(s)
+    def end_login(self, s):
+        self.logout(s)
         if s.key is not None:  # the answer still goes out encrypted, then the channel ends
-            s.after.append(lambda: auth.end_channel(s))
+            self.stop(s)
 
-    def get_uid(s, i, p):
+    def get_uid(self, s):
         # the UID is what NFC proximity gives a real Tap: here, the wire (UART) or admin
-        if s.peer.startswith("uart") or auth.is_admin(s):
-            return auth.uid
+        if s.peer.startswith("uart") or self.is_admin(s):
+            return self.uid
         raise TapError(tapcodes.UNAUTHORIZED)
 
-    def login_uid(s, i, p):
-        auth.check_lockout(s)
-        if auth.options & _NO_UID_LOGIN:
+    def uid_login(self, s, p):
+        self.check_lockout(s)
+        if self.options & _NO_UID_LOGIN:
             raise TapError(tapcodes.RESOURCE_LOCKED)  # UID login disabled
-        if not _same(bytes(p), auth.uid):
-            auth.failed(s, tapcodes.NOT_ACCEPTABLE)
-        auth.succeeded(s)
-        auth.login(s, ADMIN, "UID")
-
-    d.add(_IF, 0, post=login)
-    d.add(_IF, 1, post=logout)
-    d.add(_IF, 5, get=get_uid, post=login_uid)
+        if not _same(bytes(p), self.uid):
+            self.failed(s, tapcodes.NOT_ACCEPTABLE)
+        self.succeeded(s)
+        self.login(s, ADMIN, "UID")
 
     # -- security options, iterations ------------------------------------------------------
-    def get_options(s, i, p):
-        return struct.pack(">H", auth.options)
-
-    def put_options(s, i, p):
-        auth.need_admin(s)
+    def put_options(self, s, p):
+        self.need_admin(s)
         if len(p) != 2:
             raise TapError(tapcodes.NOT_ACCEPTABLE)  # security options are 2 bytes
+        cfg = self.cfg
         cfg.d["security"] = p[1] & 0x1F
         cfg.save()
         log.info("auth", "security options now 0x%04X" % cfg.d["security"])
 
-    def get_iterations(s, i, p):
-        return struct.pack(">I", cfg.d["iterations"])
-
-    def put_iterations(s, i, p):
-        auth.need_admin(s)
+    def put_iterations(self, s, p):
+        self.need_admin(s)
         if len(p) not in (2, 4):
             raise TapError(tapcodes.NOT_ACCEPTABLE)  # iterations: u16
         n = struct.unpack(">H", p)[0] if len(p) == 2 else _u32(p)
         if n < 1:
             raise TapError(tapcodes.NOT_ACCEPTABLE)  # iterations >= 1
-        cfg.d["iterations"] = n
-        cfg.save()
-
-    d.add(_IF, 6, get=get_options, put=put_options)
-    d.add(_IF, 42, get=get_iterations, put=put_iterations)
+        self.cfg.d["iterations"] = n
+        self.cfg.save()
 
     # -- SCRAM -----------------------------------------------------------------------------
-    def scram_login(s, i, p):
-        auth.check_lockout(s)
-        if not auth.options & _SCRAM_ON:
+    def scram_login(self, s, p):
+        self.check_lockout(s)
+        if not self.options & _SCRAM_ON:
             raise TapError(tapcodes.RESOURCE_LOCKED)  # SCRAM is not activated
         scram = _scram()
         try:
             name, cn = scram.decode_login(p)
         except DecodeError:
             raise TapError(tapcodes.NOT_ACCEPTABLE)
-        gid = cfg.find_group(name)
-        keys = auth.user_keys(gid)
-        sn = _u32(auth.rand(4))
+        gid = self.cfg.find_group(name)
+        keys = self.user_keys(gid)
+        sn = _u32(self.rand(4))
         if keys is None:
             # an unknown user gets a plausible, stable salt and fails at the proof
-            salt = bytearray(hashlib.sha256(auth.uid + name).digest()[:4])
+            salt = bytearray(hashlib.sha256(self.uid + name).digest()[:4])
             salt[0] |= 1
-            keys = (None, None, bytes(salt), cfg.d["iterations"])
+            keys = (None, None, bytes(salt), self.cfg.d["iterations"])
             gid = None
         s.scram = (gid, cn, sn, keys)
         return scram.encode_login_reply(sn, keys[2], keys[3])
 
-    def scram_proof(s, i, p):
-        auth.check_lockout(s)
+    def scram_proof(self, s, p):
+        self.check_lockout(s)
         pending = s.scram
         s.scram = None
         if pending is None:
@@ -339,29 +371,33 @@ def mount(d, auth):
         if gid is None or len(p) != _FIELD or not _same(
             bytes(p), scram.client_proof(stored, cn, sn)
         ):
-            auth.failed(s, tapcodes.UNAUTHORIZED)
-        auth.succeeded(s)
-        auth.login(s, gid, "SCRAM")
-        key = scram.session_key(cn, sn, salt, server, stored)
-        s.after.append(lambda: auth.set_key(s, key, False))
+            self.failed(s, tapcodes.UNAUTHORIZED)
+        self.succeeded(s)
+        self.login(s, gid, "SCRAM")
+        self.start_channel(s, scram.session_key(cn, sn, salt, server, stored), False)
         log.info("auth", "%s: encrypted session started (SCRAM)" % s.link)
         return scram.server_proof(server, cn, sn)
 
-    d.add(_IF, 40, get=scram_login)
-    d.add(_IF, 41, get=scram_proof)
-
     # -- the encrypted channel -----------------------------------------------------------------
-    def new_key(s, i, p):
-        key = bytes(auth.rand(16))
-        s.after.append(lambda: auth.set_key(s, key, True))
+    def start_channel(self, s, key, reset_iv):
+        # the key applies from the next request: this response goes out as it came
+        s.after.append(lambda: self.set_key(s, key, reset_iv))
+
+    def stop(self, s):
+        # the channel ends after this response (encrypted, if the request was)
+        s.after.append(lambda: self.end_channel(s))
+
+    def new_key(self, s):
+        key = bytes(self.rand(16))
+        self.start_channel(s, key, True)
         log.info("auth", "%s: encrypted session started" % s.link)
         return key
 
-    def set_iv(s, i, p):
+    def set_iv(self, s, p):
         if len(p) != 16:
             raise TapError(tapcodes.NOT_ACCEPTABLE)  # an IV is 16 bytes
         client = bytes(p)
-        server = bytes(auth.rand(16))
+        server = bytes(self.rand(16))
 
         def apply():
             s.iv_req = client
@@ -370,7 +406,12 @@ def mount(d, auth):
         s.after.append(apply)
         return server
 
-    def carry(s, body, iv=None):
+    def send_with_iv(self, s, p):
+        if len(p) < 32:
+            raise TapError(tapcodes.BAD_REQUEST)  # IV(16) + encrypted frame expected
+        return self.carry(s, bytes(p[16:]), bytes(p[:16]))
+
+    def carry(self, s, body, iv=None):
         if s.key is None:
             raise TapError(tapcodes.UNAUTHORIZED)  # no encrypted session
         if s.encrypted:
@@ -390,14 +431,14 @@ def mount(d, auth):
             logout = obj == _IF and res == 1
             s.encrypted = True
             try:
-                resp = d.call(s, method, obj, inst, res, payload)
+                resp = self.dispatcher.call(s, method, obj, inst, res, payload)
             finally:
                 s.encrypted = False
         if iv is None:
             return encframe.encrypt(key, s.iv_resp, fid, resp)
         # @iotize/tap 2.7.0's ScramAuth.logout drops its keys before the answer comes and
         # decrypts it with the IV it had: the answer to a logout keeps the current IV
-        server = s.iv_resp if logout else bytes(auth.rand(16))
+        server = s.iv_resp if logout else bytes(self.rand(16))
 
         def apply():
             if s.key is key:  # not when the request ended the session
@@ -407,36 +448,37 @@ def mount(d, auth):
         s.after.append(apply)
         return server + encframe.encrypt(key, server, fid, resp)
 
-    def send(s, i, p):
-        return carry(s, bytes(p))
-
-    def send_with_iv(s, i, p):
-        if len(p) < 32:
-            raise TapError(tapcodes.BAD_REQUEST)  # IV(16) + encrypted frame expected
-        return carry(s, bytes(p[16:]), bytes(p[:16]))
-
-    def stop(s, i, p):
-        s.after.append(lambda: auth.end_channel(s))
-
-    d.add(_IF, 44, get=send_with_iv)
-    d.add(_IF, 45, get=set_iv)
-    d.add(_IF, 46, get=stop, post=stop)
-    d.add(_IF, 47, get=new_key)
-    d.add(_IF, 48, get=send)
-
     # -- passwords: POST /1025/{g}/2 -----------------------------------------------------------
-    def change_password(s, gid, p):
-        g = cfg.group(gid)
+    def change_password(self, s, gid, p):
+        g = self.cfg.group(gid)
         if g is None:
             raise TapError(tapcodes.NOT_FOUND)
-        if not auth.is_admin(s) and (s.group != gid or gid == ANONYMOUS):
+        if not self.is_admin(s) and (s.group != gid or gid == ANONYMOUS):
             raise TapError(tapcodes.UNAUTHORIZED)  # only admin changes other passwords
         if gid == ANONYMOUS:
             raise TapError(tapcodes.NOT_ACCEPTABLE)  # anonymous has no password
         try:
-            auth.set_password(gid, p)
+            self.set_password(gid, p)
         except DecodeError as e:
             raise TapError(e.code, str(e))
         log.info("auth", "%s: password of %s changed" % (s.link, g.get("name", gid)))
 
-    d.add(_GROUP, 2, post=change_password)
+
+def mount(d, auth):
+    d.guard = auth.guard
+    auth.dispatcher = d
+    d.register(_IF, auth)
+    d.register(_GROUP, _Passwords(auth))
+
+
+class _Passwords:
+    # The service of /1025/{g}/2: POST sets a password (tap/groups.py serves the rest).
+    def __init__(self, auth):
+        self.auth = auth
+
+    def serve(self, s, m, inst, res, p):
+        if res != 2:
+            return NO_RESOURCE
+        if m != _POST:
+            return NO_METHOD
+        return self.auth.change_password(s, inst, p)

@@ -6,9 +6,20 @@ import time
 
 from .. import VERSION
 from ..proto import tapcodes
-from .dispatcher import TapError
+from .dispatcher import NO_METHOD, NO_RESOURCE, TapError
 
-_OBJ = 3
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_OBJ = const(3)
+_GET = const(1)
+_POST = const(2)
+_PUT = const(3)
 DC = 1
 # seconds between 1970-01-01 and the port's epoch (2000-01-01 on the ESP32)
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
@@ -37,48 +48,73 @@ class System:
 
 
 def mount(d, system, board):
-    plat = system.platform
-    serial = serial_number(plat.unique_id()).encode()
+    d.register(_OBJ, Device(system, board))
 
-    def constant(value):
-        return lambda s, inst, p: value
 
-    d.add(_OBJ, 0, get=constant(b"twintap"))
-    d.add(_OBJ, 1, get=constant(board.get("name", plat.name).encode()))
-    d.add(_OBJ, 2, get=constant(serial))
-    d.add(_OBJ, 3, get=constant(firmware_version().encode()))
-    d.add(_OBJ, 4, post=lambda s, i, p: system.reboot())
-    d.add(_OBJ, 5, post=lambda s, i, p: system.factory_reset())
-    d.add(_OBJ, 6, get=constant(bytes((DC,))))
-    d.add(_OBJ, 7, get=constant(struct.pack(">I", board.get("vcc_mv", 3300))))
-    def memory_free(s, i, p):
-        gc.collect()  # what is really free, not what garbage hides
+class Device:
+    # The service of /3: identity, reboot, factory reset, memory, error code, clock.
+    def __init__(self, system, board):
+        self.system = system
+        self.name = board.get("name", system.platform.name)
+        self.vcc_mv = board.get("vcc_mv", 3300)
+
+    def serve(self, s, m, inst, res, p):
+        system = self.system
+        if res <= 3 or res == 6 or res == 7 or res == 10:
+            if m == _GET:
+                return self.read(res)
+        elif res == 4:
+            if m == _POST:
+                return system.reboot()
+        elif res == 5:
+            if m == _POST:
+                return system.factory_reset()
+        elif res == 11:
+            if m == _GET:
+                return struct.pack(">I", system.last_error)
+            if m == _POST:
+                system.last_error = _u32(p)
+                return None
+        elif res == 12:
+            if m == _POST:
+                system.last_error = 0
+                return None
+        elif res == 13:
+            if m == _GET:
+                return self.get_time()
+            if m == _PUT:
+                return self.put_time(p)
+        else:
+            return NO_RESOURCE
+        return NO_METHOD
+
+    def read(self, res):
+        # the read-only resources, made when asked for rather than kept
+        plat = self.system.platform
+        if res == 0:
+            return b"twintap"
+        if res == 1:
+            return self.name.encode()
+        if res == 2:
+            return serial_number(plat.unique_id()).encode()
+        if res == 3:
+            return firmware_version().encode()
+        if res == 6:
+            return bytes((DC,))
+        if res == 7:
+            return struct.pack(">I", self.vcc_mv)
+        gc.collect()  # /3//10: what is really free, not what garbage hides
         return struct.pack(">I", plat.mem_free())
 
-    d.add(_OBJ, 10, get=memory_free)
-
-    def get_error(s, i, p):
-        return struct.pack(">I", system.last_error)
-
-    def post_error(s, i, p):
-        if len(p) < 4:
-            raise TapError(tapcodes.NOT_ACCEPTABLE)
-        system.last_error = struct.unpack_from(">I", p)[0]
-
-    def reset_error(s, i, p):
-        system.last_error = 0
-
-    d.add(_OBJ, 11, get=get_error, post=post_error)
-    d.add(_OBJ, 12, post=reset_error)
-
-    def get_time(s, i, p):
-        t = time.gmtime(int(system.unix_time()) - _EPOCH)
+    def get_time(self):
+        t = time.gmtime(int(self.system.unix_time()) - _EPOCH)
         return ("%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6]).encode()
 
-    def put_time(s, i, p):
-        if len(p) < 4:
-            raise TapError(tapcodes.NOT_ACCEPTABLE)
-        now = struct.unpack_from(">I", p)[0]
-        system.clock_offset = now - (time.time() + _EPOCH)
+    def put_time(self, p):
+        self.system.clock_offset = _u32(p) - (time.time() + _EPOCH)
 
-    d.add(_OBJ, 13, get=get_time, put=put_time)
+
+def _u32(p):
+    if len(p) < 4:
+        raise TapError(tapcodes.NOT_ACCEPTABLE)
+    return struct.unpack_from(">I", p)[0]

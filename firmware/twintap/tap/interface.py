@@ -7,20 +7,34 @@ import struct
 from ..proto import DecodeError, frame, tapcodes, values
 from ..ticks import ticks_diff, ticks_ms
 from .config import IN_PROGRESS
-from .dispatcher import TapError
+from .dispatcher import NO_METHOD, NO_RESOURCE, TapError
 
-_IF = 1024
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_IF = const(1024)
+_GET = const(1)
+_POST = const(2)
+_PUT = const(3)
 WIFI = 0x20
 BLE = 0x40
 UART = 0x100
-_LINK_PROTOCOLS = {"tcp": WIFI, "uart": UART, "ble": BLE}
 MAX_REQUEST = 255  # Lc is one byte
 MAX_RESPONSE = 255
-_STRINGS = (11, 19, 84)  # app path, universal link, product code: stored ascii
 
 
 def link_protocol(session):
-    return _LINK_PROTOCOLS.get(session.link.split("#")[0], UART)
+    kind = session.link.split("#")[0]
+    if kind == "tcp":
+        return WIFI
+    if kind == "ble":
+        return BLE
+    return UART
 
 
 def _u16(v):
@@ -33,104 +47,119 @@ def _ascii(payload):
     return (s[:i] if i >= 0 else s).decode()
 
 
+def _u16_in(payload):
+    if len(payload) < 2:
+        raise TapError(tapcodes.NOT_ACCEPTABLE)
+    return struct.unpack_from(">H", payload)[0]
+
+
 def mount(d, cfg, available_protocols, boot_ms):
-    c = cfg.d
+    d.register(_IF, Interface(d, cfg, available_protocols, boot_ms))
 
-    # profile and group of the session: they follow login, logout and expiry (tap/auth.py)
-    d.add(_IF, 2, get=lambda s, i, p: _u16(s.profile))
-    d.add(_IF, 7, get=lambda s, i, p: _u16(s.group))
-    d.add(_IF, 4, get=lambda s, i, p: struct.pack(">I", ticks_diff(ticks_ms(), boot_ms)))
 
-    def get_host_protocol(s, i, p):
-        return _u16(link_protocol(s))
+class Interface:
+    # The service of /1024 but for its security resources (tap/auth.py serves those).
+    def __init__(self, d, cfg, protocols, boot_ms):
+        self.d = d
+        self.cfg = cfg
+        self.protocols = protocols
+        self.boot_ms = boot_ms
 
-    def put_host_protocol(s, i, p):
-        if len(p) < 2 or not struct.unpack_from(">H", p)[0] & available_protocols:
+    def serve(self, s, m, inst, res, p):
+        c = self.cfg.d
+        if res in (2, 4, 7, 18, 21, 88):
+            if m == _GET:
+                return self.read(s, res)
+        elif res == 3:
+            if m == _GET:
+                return _u16(link_protocol(s))
+            if m == _PUT:
+                return self.put_host_protocol(p)
+        elif res == 17:
+            if m == _GET:
+                return _u16(c.get("authorized_protocols", self.protocols))
+            if m == _PUT:
+                return self.save("authorized_protocols", _u16_in(p) & self.protocols)
+        elif res == 8:
+            if m == _GET:
+                return _u16(c["config_format"])
+            if m == _PUT:
+                return self.save("config_format", _u16_in(p))
+        elif res == 9:
+            if m == _GET:
+                return c["app_name"].encode()
+            if m == _PUT:
+                return self.save("app_name", _ascii(p))
+        elif res == 10:
+            if m == _GET:
+                return values.encode_version(c["config_version"])
+            if m == _PUT:
+                return self.put_config_version(p)
+            if m == _POST:  # reload: refused while the configurator is writing
+                if c["config_version"] == IN_PROGRESS:
+                    raise TapError(tapcodes.RESOURCE_LOCKED, "configuration in progress")
+                return None
+        elif res in (11, 19, 84):  # app path, universal link, product code: stored ascii
+            if m == _GET:
+                return c["strings"].get(str(res), "").encode()
+            if m == _PUT:
+                return self.put_string(res, p)
+        elif res == 36:
+            if m == _GET:
+                return bytes.fromhex(c["app_data"])
+            if m == _PUT:
+                return self.save("app_data", bytes(p).hex())
+        elif res == 34:
+            if m == _GET:
+                return _u16(c.get("inactivity", 0))
+            if m == _PUT:
+                return self.put_inactivity(p)
+        elif res == 89:
+            if m == _GET:
+                return self.multi_request(s, p)
+        else:
+            return NO_RESOURCE
+        return NO_METHOD
+
+    def read(self, s, res):
+        # read-only resources; profile (2) and group (7) follow login, logout and expiry
+        if res == 2:
+            return _u16(s.profile)
+        if res == 7:
+            return _u16(s.group)
+        if res == 4:
+            return struct.pack(">I", ticks_diff(ticks_ms(), self.boot_ms))
+        if res == 21:
+            return _u16(self.protocols)
+        if res == 18:
+            return _u16(self.cfg.d["config_format"])
+        return struct.pack(">HH", MAX_REQUEST, MAX_RESPONSE)  # 88
+
+    def save(self, key, value):
+        self.cfg.d[key] = value
+        self.cfg.save()
+
+    def put_string(self, res, p):
+        self.cfg.d["strings"][str(res)] = _ascii(p)
+        self.cfg.save()
+
+    def put_host_protocol(self, p):
+        if len(p) < 2 or not struct.unpack_from(">H", p)[0] & self.protocols:
             raise TapError(tapcodes.NOT_ACCEPTABLE)
 
-    d.add(_IF, 3, get=get_host_protocol, put=put_host_protocol)
-    d.add(_IF, 21, get=lambda s, i, p: _u16(available_protocols))
-
-    def get_authorized(s, i, p):
-        return _u16(c.get("authorized_protocols", available_protocols))
-
-    def put_authorized(s, i, p):
-        if len(p) < 2:
-            raise TapError(tapcodes.NOT_ACCEPTABLE)
-        c["authorized_protocols"] = struct.unpack_from(">H", p)[0] & available_protocols
-        cfg.save()
-
-    d.add(_IF, 17, get=get_authorized, put=put_authorized)
-
-    def get_format(s, i, p):
-        return _u16(c["config_format"])
-
-    def put_format(s, i, p):
-        if len(p) < 2:
-            raise TapError(tapcodes.NOT_ACCEPTABLE)
-        c["config_format"] = struct.unpack_from(">H", p)[0]
-        cfg.save()
-
-    d.add(_IF, 8, get=get_format, put=put_format)
-    d.add(_IF, 18, get=lambda s, i, p: _u16(c["config_format"]))
-
-    def put_app_name(s, i, p):
-        c["app_name"] = _ascii(p)
-        cfg.save()
-
-    d.add(_IF, 9, get=lambda s, i, p: c["app_name"].encode(), put=put_app_name)
-
-    def put_config_version(s, i, p):
+    def put_config_version(self, p):
         try:
-            c["config_version"] = values.decode_version(p)
+            version = values.decode_version(p)
         except DecodeError:
             raise TapError(tapcodes.NOT_ACCEPTABLE, "version is a.b.c as u8 u8 u16")
-        cfg.save()
+        self.save("config_version", version)
 
-    def reload_config(s, i, p):
-        if c["config_version"] == IN_PROGRESS:
-            raise TapError(tapcodes.RESOURCE_LOCKED, "configuration in progress")
-
-    d.add(
-        _IF, 10, get=lambda s, i, p: values.encode_version(c["config_version"]),
-        put=put_config_version, post=reload_config,
-    )
-
-    def string_resource(res):
-        def get(s, i, p):
-            return c["strings"].get(str(res), "").encode()
-
-        def put(s, i, p):
-            c["strings"][str(res)] = _ascii(p)
-            cfg.save()
-
-        d.add(_IF, res, get=get, put=put)
-
-    for res in _STRINGS:
-        string_resource(res)
-
-    def get_app_data(s, i, p):
-        return bytes.fromhex(c["app_data"])
-
-    def put_app_data(s, i, p):
-        c["app_data"] = bytes(p).hex()
-        cfg.save()
-
-    d.add(_IF, 36, get=get_app_data, put=put_app_data)
-
-    def get_inactivity(s, i, p):
-        return _u16(c.get("inactivity", 0))
-
-    def put_inactivity(s, i, p):
+    def put_inactivity(self, p):
         if not p:
             raise TapError(tapcodes.NOT_ACCEPTABLE)
-        c["inactivity"] = p[0] if len(p) == 1 else struct.unpack_from(">H", p)[0]
-        cfg.save()
+        self.save("inactivity", p[0] if len(p) == 1 else struct.unpack_from(">H", p)[0])
 
-    d.add(_IF, 34, get=get_inactivity, put=put_inactivity)
-    d.add(_IF, 88, get=lambda s, i, p: struct.pack(">HH", MAX_REQUEST, MAX_RESPONSE))
-
-    def multi_request(s, i, body):
+    def multi_request(self, s, body):
         # body: repeat {len u16 (= 7 + payload), TapRequestFrame, expected u8}
         out = []
         n = len(body)
@@ -147,12 +176,10 @@ def mount(d, cfg, available_protocols, boot_ms):
             pos += ln + 1
             if obj == _IF and res == 89:
                 raise TapError(tapcodes.BAD_REQUEST, "nested multi-request")
-            resp = d.call(s, method, obj, inst, res, payload)
+            resp = self.d.call(s, method, obj, inst, res, payload)
             status = resp[0]
             out.append(struct.pack(">HB", len(resp) - 2, status) + resp[1:-2])
             ok = expected == 0xFF or status == expected or (expected == 0x7F and status < 0x80)
             if not ok:
                 break
         return b"".join(out)
-
-    d.add(_IF, 89, get=multi_request)

@@ -2,20 +2,44 @@
 # protocol DIRECT_IO; memory, debug, serial and Modbus access answer NOT_IMPLEMENTED.
 from .. import VERSION
 from ..proto import tapcodes, values
-from .dispatcher import TapError
+from .dispatcher import NO_METHOD, NO_RESOURCE, TapError
 
-_TARGET = 1027
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_TARGET = const(1027)
 DIRECT_IO = 4
-_UNSUPPORTED = (5, 30, 31, 32, 33, 34, 35, 37, 38)
+_GET = const(1)
+_POST = const(2)
 
 
 def mount(d):
-    def not_implemented(s, inst, p):
-        raise TapError(tapcodes.NOT_IMPLEMENTED)
+    d.register(_TARGET, Target())
 
-    d.add(_TARGET, 1, get=lambda s, i, p: bytes((DIRECT_IO,)))
-    d.add(_TARGET, 3, get=lambda s, i, p: b"\x01", post=lambda s, i, p: None)
-    d.add(_TARGET, 4, post=lambda s, i, p: None)
-    d.add(_TARGET, 6, get=lambda s, i, p: values.encode_version(VERSION))
-    for res in _UNSUPPORTED:
-        d.add(_TARGET, res, get=not_implemented, put=not_implemented, post=not_implemented)
+
+class Target:
+    def serve(self, s, m, inst, res, p):
+        if res == 1:
+            if m == _GET:
+                return bytes((DIRECT_IO,))
+        elif res == 3:  # connection state: connected; connecting (POST) does nothing
+            if m == _GET:
+                return b"\x01"
+            if m == _POST:
+                return None
+        elif res == 4:  # disconnect: nothing to do
+            if m == _POST:
+                return None
+        elif res == 6:
+            if m == _GET:
+                return values.encode_version(VERSION)
+        elif res in (5, 30, 31, 32, 33, 34, 35, 37, 38):  # every method
+            raise TapError(tapcodes.NOT_IMPLEMENTED)
+        else:
+            return NO_RESOURCE
+        return NO_METHOD

@@ -8,22 +8,35 @@ import struct
 from ..proto import DecodeError, tapcodes, tlv, values
 from ..twin import E_LOCKED, E_NOT_FOUND, E_RIGHTS, R, TwinError, W
 from .config import ADMIN, ANONYMOUS
-from .dispatcher import TapError
+from .dispatcher import NO_METHOD, NO_RESOURCE, TapError
 
-_VAR = 1029
-_BUNDLE = 1028
-_NONE = 0xFFFF
-_CREATE = 0xFFFF
-_TWIN_CODES = {
-    E_NOT_FOUND: tapcodes.NOT_FOUND,
-    E_RIGHTS: tapcodes.UNAUTHORIZED,
-    E_LOCKED: tapcodes.RESOURCE_LOCKED,
-}
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_VAR = const(1029)
+_BUNDLE = const(1028)
+_NONE = const(0xFFFF)
+_CREATE = const(0xFFFF)
+_GET = const(1)
+_POST = const(2)
+_PUT = const(3)
 
 
 def tap_code(e):
     # TwinError -> Tap result code
-    return _TWIN_CODES.get(e.kind, tapcodes.NOT_ACCEPTABLE)
+    k = e.kind
+    if k == E_NOT_FOUND:
+        return tapcodes.NOT_FOUND
+    if k == E_RIGHTS:
+        return tapcodes.UNAUTHORIZED
+    if k == E_LOCKED:
+        return tapcodes.RESOURCE_LOCKED
+    return tapcodes.NOT_ACCEPTABLE
 
 
 def _u16(payload):
@@ -77,35 +90,89 @@ def encode_rights(group, rights):
 
 
 def mount(d, twin, cfg):
-    def var(inst):
-        if inst == _NONE:
-            raise TapError(tapcodes.BAD_REQUEST, "variable id missing")
-        p = twin.props.get(inst)
-        if p is None:
-            raise TapError(tapcodes.NOT_FOUND)
-        return p
+    d.register(_VAR, Variables(twin, cfg))
+    d.register(_BUNDLE, Bundles(twin, cfg))
 
-    def bundle(inst):
-        b = twin.bundles.get(inst)
-        if b is None:
-            raise TapError(tapcodes.NOT_FOUND)
-        return b
 
-    def made_over_tap(p):
-        if cfg.variable_decl(p) is None:
-            raise TapError(tapcodes.RESOURCE_LOCKED, "declared by the board file")
+def _var(twin, inst):
+    if inst == _NONE:
+        raise TapError(tapcodes.BAD_REQUEST, "variable id missing")
+    p = twin.props.get(inst)
+    if p is None:
+        raise TapError(tapcodes.NOT_FOUND)
+    return p
+
+
+def _bundle(twin, inst):
+    b = twin.bundles.get(inst)
+    if b is None:
+        raise TapError(tapcodes.NOT_FOUND)
+    return b
+
+
+def bundle_values(twin, s, bid):
+    # the variables of bundle `bid` that the session may read, as one TLV node
+    _bundle(twin, bid)
+    if not bundle_rights(twin, bid, s.group, s.profile) & 1:
+        raise TapError(tapcodes.UNAUTHORIZED)
+    items = []
+    for vid in sorted(twin.props):
+        p = twin.props[vid]
+        if p.bundle == bid and access_rights(twin, p, s.group, s.profile) & 1:
+            items.append((vid, p.raw()))
+    return tlv.encode_bundle(bid, items)
+
+
+def read_profile(twin, s):
+    # GET /1029//4: every variable the caller may read, as one TLV node
+    items = []
+    for vid in sorted(twin.props):
+        p = twin.props[vid]
+        if access_rights(twin, p, s.group, s.profile) & 1:
+            items.append((vid, p.raw()))
+    return tlv.encode_bundle(0, items)
+
+
+class Variables:
+    # The service of /1029: values (4, 5) and declarations of the twin's variables.
+    def __init__(self, twin, cfg):
+        self.twin = twin
+        self.cfg = cfg
+
+    def serve(self, s, m, inst, res, p):
+        if res == 4:
+            if m == _GET:
+                return self.get_value(s, inst)
+            if m == _PUT:
+                return self.set_value(s, inst, p)
+        elif res == 5:
+            if m == _POST:
+                return self.set_value(s, inst, p)
+        elif res == _CREATE:
+            if m == _POST:
+                return self.create(inst)
+        elif res <= 9:  # the declaration: 0-3, 6-9
+            if m == _GET:
+                return self.describe(s, _var(self.twin, inst), res)
+            if m == _PUT and res != 3 and res != 7:
+                return self.declare(_var(self.twin, inst), res, p)
+        else:
+            return NO_RESOURCE
+        return NO_METHOD
 
     # -- value ---------------------------------------------------------------------------------
-    def get_value(s, inst, payload):
+    def get_value(self, s, inst):
+        twin = self.twin
         if inst == _NONE:
-            return read_profile(s, inst, payload)
-        p = var(inst)
+            return read_profile(twin, s)
+        p = _var(twin, inst)
         if not access_rights(twin, p, s.group, s.profile) & 1:
             raise TapError(tapcodes.UNAUTHORIZED)
         return p.raw()
 
-    def set_value(s, inst, payload):
-        p = var(inst)
+    def set_value(self, s, inst, payload):
+        twin = self.twin
+        p = _var(twin, inst)
         if not access_rights(twin, p, s.group, s.profile) & 2:
             raise TapError(tapcodes.UNAUTHORIZED)
         try:
@@ -113,125 +180,115 @@ def mount(d, twin, cfg):
         except TwinError as e:
             raise TapError(tap_code(e), str(e))
 
-    d.add(_VAR, 4, get=get_value, put=set_value)
-    d.add(_VAR, 5, post=set_value)
-
     # -- declaration ---------------------------------------------------------------------------
-    def get_address(s, inst, payload):
-        return struct.pack(">I", var(inst).address)
+    def describe(self, s, p, res):
+        if res == 0:
+            return struct.pack(">I", p.address)
+        if res == 1:
+            return bytes((p.type_byte(),))
+        if res == 2:
+            return bytes((p.count,))
+        if res == 3:
+            return encode_rights(s.group, access_rights(self.twin, p, s.group, s.profile))
+        if res == 6:
+            return struct.pack(">H", p.bundle)
+        if res == 7:
+            return bundle_values(self.twin, s, p.bundle)
+        if res == 8:
+            return (p.name + ":" + p.unit).encode()
+        return p.unit.encode()  # 9
 
-    def put_address(s, inst, payload):
-        p = var(inst)
-        p.address = _u32(payload) if len(payload) >= 4 else 0
-        cfg.update_variable(p, address=p.address)
+    def declare(self, p, res, payload):
+        cfg = self.cfg
+        if res == 0:
+            p.address = _u32(payload) if len(payload) >= 4 else 0
+            cfg.update_variable(p, address=p.address)
+        elif res == 1:
+            self.put_type(p, payload)
+        elif res == 2:
+            self.put_count(p, payload)
+        elif res == 6:
+            p.bundle = _u16(payload)
+            cfg.update_variable(p, bundle=p.bundle)
+        elif res == 8:
+            self.put_meta(p, payload)
+        else:  # 9
+            p.unit = _ascii(payload)
+            cfg.update_variable(p, unit=p.unit)
 
-    def get_type(s, inst, payload):
-        return bytes((var(inst).type_byte(),))
+    def made_over_tap(self, p):
+        if self.cfg.variable_decl(p) is None:
+            raise TapError(tapcodes.RESOURCE_LOCKED, "declared by the board file")
 
-    def put_type(s, inst, payload):
-        p = var(inst)
-        made_over_tap(p)
+    def put_type(self, p, payload):
+        self.made_over_tap(p)
         if len(payload) != 1:
             raise TapError(tapcodes.NOT_ACCEPTABLE)
         domain, t = values.split_type_byte(payload[0])
         p.type, p.domain = t, domain
         p.persist = domain == values.DOMAIN_STATIC
         p.value = p.default()
-        cfg.update_variable(p, type=t, domain=domain)
+        self.cfg.update_variable(p, type=t, domain=domain)
 
-    def get_count(s, inst, payload):
-        return bytes((var(inst).count,))
-
-    def put_count(s, inst, payload):
-        p = var(inst)
-        made_over_tap(p)
+    def put_count(self, p, payload):
+        self.made_over_tap(p)
         if len(payload) != 1 or payload[0] == 0:
             raise TapError(tapcodes.NOT_ACCEPTABLE)
         p.count = payload[0]
         p.value = p.default()
-        cfg.update_variable(p, count=p.count)
+        self.cfg.update_variable(p, count=p.count)
 
-    def get_access(s, inst, payload):
-        return encode_rights(s.group, access_rights(twin, var(inst), s.group, s.profile))
-
-    def get_bundle_id(s, inst, payload):
-        return struct.pack(">H", var(inst).bundle)
-
-    def put_bundle_id(s, inst, payload):
-        p = var(inst)
-        p.bundle = _u16(payload)
-        cfg.update_variable(p, bundle=p.bundle)
-
-    def get_bundle_values(s, inst, payload):
-        return bundle_values(s, var(inst).bundle)
-
-    def get_meta(s, inst, payload):
-        p = var(inst)
-        return (p.name + ":" + p.unit).encode()
-
-    def put_meta(s, inst, payload):
-        p = var(inst)
-        text = _ascii(payload)
-        name, _, unit = text.partition(":")
+    def put_meta(self, p, payload):
+        name, _, unit = _ascii(payload).partition(":")
         if not name:
             raise TapError(tapcodes.NOT_ACCEPTABLE, "empty name")
         try:
-            twin.rename(p, name)
+            self.twin.rename(p, name)
         except TwinError as e:
             raise TapError(tap_code(e), str(e))
         p.unit = unit
-        cfg.update_variable(p, name=name, unit=unit)
+        self.cfg.update_variable(p, name=name, unit=unit)
 
-    def get_unit(s, inst, payload):
-        return var(inst).unit.encode()
-
-    def put_unit(s, inst, payload):
-        p = var(inst)
-        p.unit = _ascii(payload)
-        cfg.update_variable(p, unit=p.unit)
-
-    def create(s, inst, payload):
+    def create(self, inst):
         if inst == _NONE:
             raise TapError(tapcodes.BAD_REQUEST)
-        if cfg.create_variable(inst) is None:
+        if self.cfg.create_variable(inst) is None:
             raise TapError(tapcodes.RESOURCE_LOCKED, "declared by the board file")
 
-    d.add(_VAR, 0, get=get_address, put=put_address)
-    d.add(_VAR, 1, get=get_type, put=put_type)
-    d.add(_VAR, 2, get=get_count, put=put_count)
-    d.add(_VAR, 3, get=get_access)
-    d.add(_VAR, 6, get=get_bundle_id, put=put_bundle_id)
-    d.add(_VAR, 7, get=get_bundle_values)
-    d.add(_VAR, 8, get=get_meta, put=put_meta)
-    d.add(_VAR, 9, get=get_unit, put=put_unit)
-    d.add(_VAR, _CREATE, post=create)
 
-    # -- bundles -------------------------------------------------------------------------------
-    def bundle_values(s, bid):
-        bundle(bid)
-        if not bundle_rights(twin, bid, s.group, s.profile) & 1:
-            raise TapError(tapcodes.UNAUTHORIZED)
-        items = []
-        for vid in sorted(twin.props):
-            p = twin.props[vid]
-            if p.bundle == bid and access_rights(twin, p, s.group, s.profile) & 1:
-                items.append((vid, p.raw()))
-        return tlv.encode_bundle(bid, items)
+class Bundles:
+    # The service of /1028: bundles, their ACLs, periods and names.
+    def __init__(self, twin, cfg):
+        self.twin = twin
+        self.cfg = cfg
 
-    def read_profile(s, inst, payload):
-        # GET /1029//4: every variable the caller may read, as one TLV node
-        items = []
-        for vid in sorted(twin.props):
-            p = twin.props[vid]
-            if access_rights(twin, p, s.group, s.profile) & 1:
-                items.append((vid, p.raw()))
-        return tlv.encode_bundle(0, items)
+    def serve(self, s, m, inst, res, p):
+        twin = self.twin
+        if res == 0:
+            if m == _PUT:
+                return self.put_acl(inst, p)
+        elif res == 1:
+            if m == _GET:
+                return bundle_values(twin, s, inst)
+        elif res == 2:
+            if m == _GET:
+                return struct.pack(">I", _bundle(twin, inst).period)
+            if m == _PUT:
+                return self.put_period(inst, p)
+        elif res == 4:
+            if m == _GET:
+                return _bundle(twin, inst).name.encode()
+            if m == _PUT:
+                return self.put_name(inst, p)
+        elif res == _CREATE:
+            if m == _POST:
+                return self.create(inst)
+        else:
+            return NO_RESOURCE
+        return NO_METHOD
 
-    def get_values(s, inst, payload):
-        return bundle_values(s, inst)
-
-    def put_acl(s, inst, payload):
-        b = bundle(inst)
+    def put_acl(self, inst, payload):
+        b = _bundle(self.twin, inst)
         if len(payload) == 3 and payload[0] == 0x41:
             g, r = payload[1], payload[2]
         elif len(payload) == 4 and payload[0] == 0x61:
@@ -240,27 +297,15 @@ def mount(d, twin, cfg):
             g, r = payload[1], payload[2]
         else:
             raise TapError(tapcodes.NOT_ACCEPTABLE, "ACL is 41 gid rights or 61 gid16 rights")
-        cfg.set_bundle(b, acl=(g, r & 3))
+        self.cfg.set_bundle(b, acl=(g, r & 3))
 
-    def get_period(s, inst, payload):
-        return struct.pack(">I", bundle(inst).period)
+    def put_period(self, inst, payload):
+        self.cfg.set_bundle(_bundle(self.twin, inst), period=_u32(payload))
 
-    def put_period(s, inst, payload):
-        cfg.set_bundle(bundle(inst), period=_u32(payload))
+    def put_name(self, inst, payload):
+        self.cfg.set_bundle(_bundle(self.twin, inst), name=_ascii(payload))
 
-    def get_name(s, inst, payload):
-        return bundle(inst).name.encode()
-
-    def put_name(s, inst, payload):
-        cfg.set_bundle(bundle(inst), name=_ascii(payload))
-
-    def create_bundle(s, inst, payload):
+    def create(self, inst):
         if inst == _NONE:
             raise TapError(tapcodes.BAD_REQUEST)
-        cfg.create_bundle(inst)
-
-    d.add(_BUNDLE, 0, put=put_acl)
-    d.add(_BUNDLE, 1, get=get_values)
-    d.add(_BUNDLE, 2, get=get_period, put=put_period)
-    d.add(_BUNDLE, 4, get=get_name, put=put_name)
-    d.add(_BUNDLE, _CREATE, post=create_bundle)
+        self.cfg.create_bundle(inst)
