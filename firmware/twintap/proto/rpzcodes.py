@@ -47,45 +47,18 @@ GATEWAY_TIMEOUT = const(0xA4)
 INVALID_VERSION = const(0xA5)
 UNKNOWN = const(0xB4)
 
-NAMES = {
-    0x00: "NOP",
-    0x01: "READ",
-    0x02: "WRITE",
-    0x03: "UPDATE",
-    0x04: "DELETE",
-    0x05: "EXEC",
-    0x06: "PATCH",
-    0x07: "INFO",
-    0x20: "CONTINUE",
-    0x21: "SWITCHING_PROTOCOLS",
-    0x22: "PROCESSING",
-    0x40: "OK",
-    0x41: "CREATED",
-    0x42: "ACCEPTED",
-    0x44: "CHANGED",
-    0x45: "TUN_ACK",
-    0x62: "FOUND",
-    0x64: "NOT_CHANGED",
-    0x80: "BAD_REQUEST",
-    0x81: "UNAUTHORIZED",
-    0x83: "FORBIDDEN",
-    0x84: "NOT_FOUND",
-    0x86: "NOT_ACCEPTABLE",
-    0x88: "REQUEST_TIMEOUT",
-    0x89: "CONFLICT",
-    0x8A: "GONE",
-    0x8B: "INVALID_CONTENT_SIZE",
-    0x8C: "PRECONDITION_FAILED",
-    0x8D: "PAYLOAD_TOO_LARGE",
-    0x8F: "UNSUPPORTED_MEDIA_TYPE",
-    0x9D: "TOO_MANY_REQUESTS",
-    0xA0: "INTERNAL_SERVER_ERROR",
-    0xA2: "BAD_GATEWAY",
-    0xA3: "SERVICE_UNAVAILABLE",
-    0xA4: "GATEWAY_TIMEOUT",
-    0xA5: "INVALID_VERSION",
-    0xB4: "UNKNOWN",
-}
+# code -> name as one string (in flash with the bytecode), not a dict in the heap:
+# " HH:NAME" entries, HH the code in hex.
+_NAMES = (
+    " 00:NOP 01:READ 02:WRITE 03:UPDATE 04:DELETE 05:EXEC 06:PATCH 07:INFO"
+    " 20:CONTINUE 21:SWITCHING_PROTOCOLS 22:PROCESSING 40:OK 41:CREATED 42:ACCEPTED"
+    " 44:CHANGED 45:TUN_ACK 62:FOUND 64:NOT_CHANGED 80:BAD_REQUEST 81:UNAUTHORIZED"
+    " 83:FORBIDDEN 84:NOT_FOUND 86:NOT_ACCEPTABLE 88:REQUEST_TIMEOUT 89:CONFLICT"
+    " 8A:GONE 8B:INVALID_CONTENT_SIZE 8C:PRECONDITION_FAILED 8D:PAYLOAD_TOO_LARGE"
+    " 8F:UNSUPPORTED_MEDIA_TYPE 9D:TOO_MANY_REQUESTS A0:INTERNAL_SERVER_ERROR"
+    " A2:BAD_GATEWAY A3:SERVICE_UNAVAILABLE A4:GATEWAY_TIMEOUT A5:INVALID_VERSION"
+    " B4:UNKNOWN"
+)
 
 
 def code_class(code):
@@ -106,4 +79,9 @@ def dotted(code):
 
 
 def name(code):
-    return NAMES.get(code, "0x%02X" % code)
+    # 0x84 -> "NOT_FOUND"; a code without a name -> "0x2A"
+    i = _NAMES.find(" %02X:" % code)
+    if i < 0:
+        return "0x%02X" % code
+    j = _NAMES.find(" ", i + 4)
+    return _NAMES[i + 4 : j if j > 0 else len(_NAMES)]

@@ -2,6 +2,8 @@
 # start-up read of the values the platform holds, events with a persisted monotonically
 # increasing seq through a QoS 1 outbox, and SSR handling with acks on /ack/{refId}.
 # Runs as one task on the app's loop; every wait has a timeout; reconnects with backoff.
+# Heap: options stay in cfg (read where used), the declaration is built when needed and
+# dropped, and SSR errors are TwinErrors that carry their Rapidomize status.
 import asyncio
 import json
 import os
@@ -14,16 +16,19 @@ from .mqtt import MqttError, Session
 from .outbox import Outbox
 from .topics import Topics
 
-STATE_FILE = "rpz.json"
-DROPPED_ID = 240  # Tap variable id of the "events_dropped" counter
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_STATE = "rpz.json"  # {"digest": what the platform last accepted}
+_DROPPED_ID = const(240)  # Tap variable id of the "events_dropped" counter
 _QUIET = ("platform", "system")  # changes that make no event
-_WINDOW = 4  # QoS 1 events in flight at once
-
-
-class SsrError(Exception):
-    def __init__(self, status, msg):
-        super().__init__(msg)
-        self.status = status
+_WINDOW = const(4)  # QoS 1 events in flight at once
+_STATUS = const(0x20)  # a TwinError kind from here up is a Rapidomize status (SSR errors)
 
 
 def parse_broker(url):
@@ -45,13 +50,18 @@ def parse_broker(url):
     return host, port, tls
 
 
-def tls_context(ca_der):
-    import ssl
+def _plain_ref(ref):
+    # a ref names the ack topic's last level: a number, or 1-64 characters that are not
+    # MQTT level separators or wildcards
+    if _number(ref):
+        return True
+    return (isinstance(ref, str) and 0 < len(ref) <= 64 and "/" not in ref and "+" not in ref
+            and "#" not in ref and "\x00" not in ref)
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(cadata=ca_der)
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
+
+def _number(x):
+    # an integer from JSON (true and false are not numbers here)
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 class RpzClient:
@@ -61,23 +71,23 @@ class RpzClient:
         self.attributes = attributes
         self.actions = actions or {}
         self.location = location or cfg.get("location")
-        self.app_id = cfg["app_id"]
-        self.topics = Topics(self.app_id, cfg.get("client_id") or "_", cfg.get("icapp_id"))
-        self.host, self.port, tls = parse_broker(cfg.get("broker", "mqtts://ics.rapidomize.com"))
+        self.topics = Topics(cfg["app_id"], cfg.get("client_id") or "_", cfg.get("icapp_id"))
+        self.host, self.port, secure = parse_broker(cfg.get("broker", "mqtts://ics.rapidomize.com"))
         self.tls = None
-        if tls:
+        if secure:
+            try:  # the C module: `ssl` is a Python wrapper of it that costs 1 KB of heap more
+                import tls
+            except ImportError:  # MicroPython before 1.23
+                import ssl as tls
+
+            ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
             with open(cfg.get("ca", "ca.der"), "rb") as f:
-                self.tls = tls_context(f.read())
-        self.keepalive = cfg.get("keepalive", 30)
-        self.qos = 1 if cfg.get("event_qos", 1) else 0
+                ctx.load_verify_locations(f.read())  # DER; the C method takes no keywords
+            ctx.verify_mode = tls.CERT_REQUIRED
+            self.tls = ctx
         self.ssr_max = cfg.get("ssr_max_bytes", 1024)
-        self.ssr_rate = cfg.get("ssr_per_s", 20)
-        self.backoff_min = cfg.get("backoff_min_ms", 1000)
-        self.backoff_max = cfg.get("backoff_max_ms", 60000)
-        self.timeout_ms = cfg.get("timeout_ms", 10000)
         self.outbox = Outbox(cfg.get("outbox_max", 64))
         self.live = []  # QoS 0 events waiting for a connection (bounded, oldest dropped)
-        self.state = store.load(STATE_FILE, {}) or {}
         self.session = None
         self.online = False
         self.registered = False
@@ -90,7 +100,7 @@ class RpzClient:
         self._wake = asyncio.Event()
         self._window_start = 0
         self._window_count = 0
-        self.dropped = twin.add(Prop(DROPPED_ID, "events_dropped", 0x23, 1, R))
+        self.dropped = twin.add(Prop(_DROPPED_ID, "events_dropped", 0x23, 1, R))
         self.dropped.value = self.outbox.dropped
         twin.subscribe(self._on_change)
 
@@ -102,16 +112,17 @@ class RpzClient:
     def _on_change(self, prop, origin):
         if origin in _QUIET:
             return
-        seq = self.outbox.next_seq()
-        msg = {"_evt": "change", "n": prop.name, "v": prop.value, "seq": seq, "src": origin}
-        payload = json.dumps({"mid": self._next_mid(), "op": rc.WRITE, "msg": msg})
-        if self.qos:
-            before = self.outbox.dropped
-            self.outbox.add(seq, payload)
-            if self.outbox.dropped != before:
-                self.twin.write(self.dropped, self.outbox.dropped, "system", False)
+        ob = self.outbox
+        seq = ob.next_seq()
+        payload = json.dumps({"mid": self._next_mid(), "op": rc.WRITE, "msg": {
+            "_evt": "change", "n": prop.name, "v": prop.value, "seq": seq, "src": origin}})
+        if self.cfg.get("event_qos", 1):
+            before = ob.dropped
+            ob.add(seq, payload)
+            if ob.dropped != before:
+                self.twin.write(self.dropped, ob.dropped, "system", False)
         else:
-            if len(self.live) >= self.outbox.limit:
+            if len(self.live) >= ob.limit:
                 self.live.pop(0)
             self.live.append(payload)
         self._wake.set()
@@ -119,8 +130,10 @@ class RpzClient:
     def declaration(self):
         att = [{"n": k, "v": self.attributes[k]} for k in sorted(self.attributes)]
         prop = []
-        for p in sorted(self.twin.props.values(), key=lambda p: p.name):
-            d = {"n": p.name, "dt": rpz_dt(p.type), "rwx": p.rwx, "v": p.value}
+        by_name = self.twin.by_name
+        for n in sorted(by_name):
+            p = by_name[n]
+            d = {"n": n, "dt": rpz_dt(p.type), "rwx": p.rwx, "v": p.value}
             if p.unit:
                 d["u"] = p.unit
             prop.append(d)
@@ -130,22 +143,26 @@ class RpzClient:
         return decl
 
     def digest(self, decl):
-        # what registration depends on: attributes, names, types, rights, units, location
+        # what registration depends on: attributes, names, types, rights, units, location;
+        # sha256 of those lines joined by "\n", fed line by line (no joined copy)
+        import binascii
         import hashlib
 
-        parts = [json.dumps(decl["att"]), json.dumps(decl.get("loc"))]
+        h = hashlib.sha256(json.dumps(decl["att"]).encode())
+        h.update(b"\n")
+        h.update(json.dumps(decl.get("loc")).encode())
         for d in decl["prop"]:
-            parts.append("%s|%s|%d|%s" % (d["n"], d["dt"], d["rwx"], d.get("u", "")))
-        h = hashlib.sha256("\n".join(parts).encode()).digest()
-        return "".join("%02x" % b for b in h)
+            h.update(("\n%s|%s|%d|%s" % (d["n"], d["dt"], d["rwx"], d.get("u", ""))).encode())
+        return binascii.hexlify(h.digest()).decode()
 
     # -- connection ----------------------------------------------------------------------------
     async def run(self):
-        backoff = self.backoff_min
+        cfg = self.cfg
+        backoff = cfg.get("backoff_min_ms", 1000)
         while True:
             try:
                 await self._session()
-                backoff = self.backoff_min
+                backoff = cfg.get("backoff_min_ms", 1000)
             except (OSError, MqttError, asyncio.TimeoutError, ValueError) as e:
                 # one line: mbedTLS messages come wrapped in newlines
                 self.last_error = " ".join(str(e).split()) or e.__class__.__name__
@@ -159,65 +176,80 @@ class RpzClient:
                 self.session = None
             jitter = int.from_bytes(os.urandom(2), "big") % (backoff // 2 + 1)
             await asyncio.sleep_ms(backoff // 2 + jitter)
-            backoff = min(backoff * 2, self.backoff_max)
+            backoff = min(backoff * 2, cfg.get("backoff_max_ms", 60000))
 
     async def _session(self):
-        user = self.cfg.get("username") or self.app_id
+        cfg = self.cfg
+        timeout = cfg.get("timeout_ms", 10000)
         s = Session(
-            self.topics.client_id, self.host, self.port, user, self.cfg.get("token", ""),
-            self.keepalive, self.tls, self.host if self.tls else None, self.ssr_max + 512,
+            self.topics.client_id, self.host, self.port, cfg.get("username") or cfg["app_id"],
+            cfg.get("token", ""), cfg.get("keepalive", 30), self.tls,
+            self.ssr_max + 512,
         )
         s.on_message = self._on_message
         s.on_puback = self._on_puback
         s.on_oversize = self._on_oversize
+        s.wake = self._wake
         self.session = s
         self._inflight = {}
-        await s.connect(self.timeout_ms)
+        await s.connect(timeout)
         for t in self.topics.subscriptions():
-            await s.subscribe(t, 1, self.timeout_ms)
+            await s.subscribe(t, 1, timeout)
         self.connects += 1
         self.online = True
         self.last_error = ""
         log.info("rpz", "online as %s" % self.topics.client_id)
-        decl = self.declaration()
-        digest = self.digest(decl)
-        if self.state.get("digest") != digest:
-            await self._register(decl, digest)
-        elif not self.registered:
-            log.info("rpz", "declaration unchanged: not registering again")
-        self.registered = True
+        await self._declare()
         if not self.synced:
             await self._take_platform_values()
             self.synced = True
         await self._send_loop(s)
 
-    async def _request(self, op, msg):
+    async def _declare(self):
+        # Register when the declaration differs from the one the platform last accepted.
+        # It goes out as JSON text and is not kept: only its digest is.
+        decl = self.declaration()
+        digest = self.digest(decl)
+        state = store.load(_STATE, {}) or {}
+        if state.get("digest") == digest:
+            if not self.registered:
+                log.info("rpz", "declaration unchanged: not registering again")
+            self.registered = True
+            return
+        n = len(decl["prop"])
         mid = self._next_mid()
+        body = json.dumps({"mid": mid, "op": rc.PATCH, "msg": decl})
+        decl = None  # as text now: the dicts go before the packet is made
+        self.session.publish(self.topics.register, body, 1)
+        body = None
+        resp = await self._reply(mid, rc.PATCH)
+        status = resp.get("op", 0)
+        if rc.is_error(status) or rc.code_class(status) != 2:
+            why = "%s %s" % (rc.dotted(status), resp.get("err", ""))
+            raise MqttError("registration refused: " + why)
+        state["digest"] = digest
+        store.save(_STATE, state)
+        log.info("rpz", "registered %d properties" % n)
+        self.registered = True
+
+    async def _reply(self, mid, op):
+        # send our request `mid` (register, read), queued, and wait for the platform's answer
         ev = asyncio.Event()
         self._pending[mid] = [ev, None]
-        body = json.dumps({"mid": mid, "op": op, "msg": msg})
-        self.session.publish(self.topics.register, body, 1)
-        await self.session.flush()
         try:
-            await asyncio.wait_for_ms(ev.wait(), self.timeout_ms)
+            await self.session.flush()
+            await asyncio.wait_for_ms(ev.wait(), self.cfg.get("timeout_ms", 10000))
         finally:
             resp = self._pending.pop(mid)[1]
         if resp is None:
             raise MqttError("no answer from the platform to op %d" % op)
         return resp
 
-    async def _register(self, decl, digest):
-        resp = await self._request(rc.PATCH, decl)
-        status = resp.get("op", 0)
-        if rc.is_error(status) or rc.code_class(status) != 2:
-            why = "%s %s" % (rc.dotted(status), resp.get("err", ""))
-            raise MqttError("registration refused: " + why)
-        self.state["digest"] = digest
-        store.save(STATE_FILE, self.state)
-        log.info("rpz", "registered %d properties" % len(decl["prop"]))
-
     async def _take_platform_values(self):
-        resp = await self._request(rc.READ, {})
+        mid = self._next_mid()
+        body = json.dumps({"mid": mid, "op": rc.READ, "msg": {}})
+        self.session.publish(self.topics.register, body, 1)
+        resp = await self._reply(mid, rc.READ)
         items = resp.get("msg")
         if rc.code_class(resp.get("op", 0)) != 2 or not isinstance(items, list):
             return
@@ -230,25 +262,25 @@ class RpzClient:
                 log.warn("rpz", "platform value ignored: %s" % e)
 
     async def _send_loop(self, s):
+        topic = self.topics.icapp_event or self.topics.event
+        inflight = self._inflight
         while s.connected:
-            while self.live:
-                s.publish(self._event_topic(), self.live.pop(0), 0)
-            sent = set(self._inflight.values())
-            for seq, payload in self.outbox.items:
-                if len(self._inflight) >= _WINDOW:
-                    break
-                if seq not in sent:
-                    self._inflight[s.publish(self._event_topic(), payload, 1)] = seq
-            await s.flush()
             self._wake.clear()
-            try:
-                await asyncio.wait_for_ms(self._wake.wait(), 1000)
-            except asyncio.TimeoutError:
-                pass
+            while self.live:
+                s.publish(topic, self.live.pop(0), 0)
+            items = self.outbox.items
+            if len(inflight) < _WINDOW and len(items) > len(inflight):
+                sent = inflight.values()
+                for seq, payload in items:
+                    if len(inflight) >= _WINDOW:
+                        break
+                    if seq not in sent:
+                        inflight[s.publish(topic, payload, 1)] = seq
+            if s.pipe.tx:
+                await s.flush()
+            # set by a change, a PUBACK, the session's keepalive ticks (<= 1 s) and its end
+            await self._wake.wait()
         raise MqttError(self.last_error or "link lost")
-
-    def _event_topic(self):
-        return self.topics.icapp_event or self.topics.event
 
     def _on_puback(self, pid):
         seq = self._inflight.pop(pid, None)
@@ -258,7 +290,7 @@ class RpzClient:
 
     # -- server-sent requests ------------------------------------------------------------------
     def _on_message(self, topic, raw):
-        topic = topic.decode() if isinstance(topic, bytes) else topic
+        # topic: bytes, as umqtt.simple gives it
         try:
             obj = json.loads(raw)
         except (ValueError, UnicodeError):
@@ -270,7 +302,8 @@ class RpzClient:
                 pend[1] = obj
                 pend[0].set()
                 return
-        self._answer(topic, obj, len(raw))
+        # the topic for every instance is the only one without "/cid/"
+        self._answer(b"/cid/" not in topic, obj, len(raw))
 
     def _on_oversize(self, prefix):
         # A PUBLISH too large to hold: PUBACK it (umqtt never saw it) and answer 0x8D.
@@ -283,7 +316,7 @@ class RpzClient:
             self.session.pipe.write(bytes((0x40, 2, prefix[body], prefix[body + 1])))
             body += 2
         mid = None
-        text = bytes(prefix[body:])
+        text = prefix[body:]
         i = text.find(b'"mid"')
         if i >= 0:
             j = i + 5
@@ -296,45 +329,54 @@ class RpzClient:
                 mid = int(text[j:k])
         self._ack(mid, None, rc.PAYLOAD_TOO_LARGE, "payload above %d bytes" % self.ssr_max)
 
-    def _answer(self, topic, obj, size):
+    def _answer(self, every, obj, size):
+        # every: the request came on the topic for every instance of the app
         mid = obj.get("mid") if isinstance(obj, dict) else None
         ref = obj.get("ref") if isinstance(obj, dict) else None
         try:
             if size > self.ssr_max:
-                raise SsrError(rc.PAYLOAD_TOO_LARGE, "payload above %d bytes" % self.ssr_max)
-            now = ticks_ms()
-            if ticks_diff(now, self._window_start) >= 1000:
-                self._window_start = now
-                self._window_count = 0
-            self._window_count += 1
-            if self._window_count > self.ssr_rate:
-                raise SsrError(rc.TOO_MANY_REQUESTS, "more than %d requests/s" % self.ssr_rate)
+                raise TwinError(rc.PAYLOAD_TOO_LARGE, "payload above %d bytes" % self.ssr_max)
+            self._count_request()
             if not isinstance(obj, dict) or "op" not in obj:
-                raise SsrError(rc.BAD_REQUEST, "not a request object")
-            if mid is None and ref is None:
-                raise SsrError(rc.BAD_REQUEST, "mid missing")
+                raise TwinError(rc.BAD_REQUEST, "not a request object")
+            if ref is not None and not _plain_ref(ref):
+                ref = None  # it would not make a topic: the ack goes to the mid
+                raise TwinError(rc.BAD_REQUEST, "ref must be a number or a plain string")
+            if not (mid is None and ref is not None or _number(mid)):
+                raise TwinError(rc.BAD_REQUEST, "mid must be a number")
             op = obj["op"]
-            if not isinstance(op, int) or not rc.is_request(op):
-                raise SsrError(rc.BAD_REQUEST, "op is not a request op-code")
-            if topic == self.topics.ssr_all and op not in (rc.WRITE, rc.UPDATE, rc.EXEC):
-                raise SsrError(rc.FORBIDDEN, "only write and exec are sent to every instance")
+            if not _number(op) or not rc.NOP <= op <= rc.INFO:
+                raise TwinError(rc.BAD_REQUEST, "op is not a request op-code")
+            if every and op not in (rc.WRITE, rc.UPDATE, rc.EXEC):
+                raise TwinError(rc.FORBIDDEN, "only write and exec are sent to every instance")
             result = self._execute(op, obj.get("msg"))
             self._ack(mid, ref, op, None, result)
-        except SsrError as e:
-            self._ack(mid, ref, e.status, str(e))
         except TwinError as e:
-            status = rc.NOT_ACCEPTABLE
-            if e.kind == E_NOT_FOUND:
-                status = rc.NOT_FOUND
-            elif e.kind == E_RIGHTS:
-                status = rc.FORBIDDEN
+            status = e.kind
+            if status < _STATUS:  # the twin's own errors
+                status = rc.NOT_ACCEPTABLE
+                if e.kind == E_NOT_FOUND:
+                    status = rc.NOT_FOUND
+                elif e.kind == E_RIGHTS:
+                    status = rc.FORBIDDEN
             self._ack(mid, ref, status, str(e))
         except Exception as e:  # never let one request take the client down
             log.error("rpz", "SSR failed: %r" % e)
             self._ack(mid, ref, rc.INTERNAL_SERVER_ERROR, "internal error")
 
+    def _count_request(self):
+        # at most ssr_per_s requests in each 1 s window
+        now = ticks_ms()
+        if ticks_diff(now, self._window_start) >= 1000:
+            self._window_start = now
+            self._window_count = 0
+        self._window_count += 1
+        rate = self.cfg.get("ssr_per_s", 20)
+        if self._window_count > rate:
+            raise TwinError(rc.TOO_MANY_REQUESTS, "more than %d requests/s" % rate)
+
     def _ack(self, mid, ref, op, err, msg=None):
-        ref_id = ref if ref is not None else (mid if mid is not None else 0)
+        ref_id = ref if ref is not None else (mid if _number(mid) else 0)
         body = {"mid": mid, "op": op}
         if err is None:
             body["msg"] = msg
@@ -349,19 +391,19 @@ class RpzClient:
             return None
         if isinstance(msg, dict):
             if "n" not in msg:
-                raise SsrError(rc.BAD_REQUEST, "property name 'n' missing")
+                raise TwinError(rc.BAD_REQUEST, "property name 'n' missing")
             return [msg["n"]]
         if isinstance(msg, list):
             return [m["n"] if isinstance(m, dict) and "n" in m else m for m in msg]
-        raise SsrError(rc.BAD_REQUEST, "msg must be an object or an array")
+        raise TwinError(rc.BAD_REQUEST, "msg must be an object or an array")
 
     def _prop(self, name, right):
         if not isinstance(name, str):
-            raise SsrError(rc.BAD_REQUEST, "property name must be a string")
+            raise TwinError(rc.BAD_REQUEST, "property name must be a string")
         p = self.twin.get(name)
         if not p.rwx & right:
-            raise SsrError(rc.FORBIDDEN, "%s does not allow %s" % (
-                name, {R: "read", W: "write", X: "execute"}[right]))
+            raise TwinError(rc.FORBIDDEN, "%s does not allow %s" % (
+                name, "read" if right == R else "write" if right == W else "execute"))
         return p
 
     def _execute(self, op, msg):
@@ -374,12 +416,12 @@ class RpzClient:
                         if p.rwx & R]
             out = [{"n": n, "v": self._prop(n, R).value} for n in names]
             return out[0] if isinstance(msg, dict) else out
-        if op in (rc.WRITE, rc.UPDATE):
+        if op == rc.WRITE or op == rc.UPDATE:
             items = msg if isinstance(msg, list) else [msg]
             todo = []
             for it in items:
                 if not isinstance(it, dict) or "n" not in it or "v" not in it:
-                    raise SsrError(rc.BAD_REQUEST, "write needs {\"n\", \"v\"}")
+                    raise TwinError(rc.BAD_REQUEST, "write needs {\"n\", \"v\"}")
                 todo.append((self._prop(it["n"], W), it["v"]))
             for p, v in todo:  # all checked first: a bad item changes nothing
                 self.twin._check(p, v)
@@ -387,12 +429,12 @@ class RpzClient:
             return out if isinstance(msg, list) else out[0]
         if op == rc.EXEC:
             if not isinstance(msg, dict) or "n" not in msg:
-                raise SsrError(rc.BAD_REQUEST, "exec needs {\"n\"}")
+                raise TwinError(rc.BAD_REQUEST, "exec needs {\"n\"}")
             p = self._prop(msg["n"], X)
             fn = self.actions.get(p.name)
             if fn is None:
-                raise SsrError(rc.NOT_FOUND, "%s has nothing to execute" % p.name)
+                raise TwinError(rc.NOT_FOUND, "%s has nothing to execute" % p.name)
             return {"n": p.name, "v": fn(msg.get("v"))}
         if op == rc.INFO:
             return self.declaration()
-        raise SsrError(rc.FORBIDDEN, "%s is not allowed on this device" % rc.name(op))
+        raise TwinError(rc.FORBIDDEN, "%s is not allowed on this device" % rc.name(op))

@@ -10,67 +10,64 @@ import asyncio
 from .. import log
 from ..ticks import ticks_diff, ticks_ms
 
+try:
+    from micropython import const
+except ImportError:  # CPython
 
-class NeedData(Exception):
-    # umqtt.simple asked for bytes that have not arrived: we take over from here
-    pass
+    def const(x):
+        return x
+
+
+_CHUNK = const(128)  # bytes asked of the stream at once
 
 
 class MqttError(Exception):
     pass
 
 
+# umqtt.simple asked for bytes that have not arrived: we take over from here. The same class
+# as MqttError (one class less in the heap): umqtt.simple itself never raises it.
+NeedData = MqttError
+
+
 class Pipe:
-    # The socket umqtt.simple sees: writes go to tx, reads come from rx (one whole packet)
+    # The socket umqtt.simple sees: writes go to tx, reads come from rx (one whole packet,
+    # read from offset `at`). During connect() it also stands in for the `socket` module.
     def __init__(self):
         self.rx = b""
+        self.at = 0
         self.tx = bytearray()
         self.trap = 0  # see _pid_write_bug
 
-    def connect(self, addr):
+    def _nop(self, *args):
         pass
 
-    def settimeout(self, t):
-        pass
+    connect = settimeout = setblocking = close = _nop
+    del _nop
 
-    def setblocking(self, flag):
-        pass
+    def socket(self, *args):
+        return self
 
-    def close(self):
-        pass
+    def getaddrinfo(self, *args):
+        return [(0, 0, 0, "", ("0.0.0.0", 0))]
 
     def write(self, buf, n=None):
-        if isinstance(buf, str):
-            buf = buf.encode()
-        explicit = n is not None
-        if n is None:
-            n = len(buf)
-        self.tx += bytes(buf[:n])
-        if self.trap and explicit:
+        try:
+            self.tx += buf if n is None else buf[:n]
+        except TypeError:  # CPython adds no str to a bytearray
+            self.tx += buf.encode()
+        if self.trap and n is not None:
             self.trap -= 1
             if not self.trap:
                 raise OSError(0)  # written; swallowed by umqtt's own except clause
-        return n
+        return len(buf) if n is None else n
 
     def read(self, n):
-        if len(self.rx) < n:
+        i = self.at
+        if len(self.rx) - i < n:
             raise NeedData
-        d = self.rx[:n]
-        self.rx = self.rx[n:]
-        return d
-
-
-class _SocketShim:
-    # stands in for the `socket` module inside umqtt.simple during connect()
-    pipe = None
-
-    @staticmethod
-    def socket(*args):
-        return _SocketShim.pipe
-
-    @staticmethod
-    def getaddrinfo(*args):
-        return [(0, 0, 0, "", ("0.0.0.0", 0))]
+        self.at = i + n
+        return self.rx[i : i + n]
 
 
 _bug = None
@@ -97,92 +94,71 @@ def _pid_write_bug(simple):
     return _bug
 
 
-def _packet_length(buf):
-    # -> total length of the first MQTT packet in buf, or 0 if its header is incomplete
+def _packet_length(buf, i=0):
+    # -> total length of the MQTT packet at buf[i:], or 0 if its header is incomplete
     mult = 1
     n = 0
-    i = 1
-    while i < len(buf) and i <= 4:
-        b = buf[i]
+    for k in range(1, 5):
+        if i + k >= len(buf):
+            return 0
+        b = buf[i + k]
         n += (b & 0x7F) * mult
         if not b & 0x80:
-            return 1 + i + n
+            return 1 + k + n
         mult *= 128
-        i += 1
-    if i > 4:
-        raise MqttError("bad remaining length")
-    return 0
+    raise MqttError("bad remaining length")
 
 
 class Session:
+    # One connection: umqtt.simple's client (it keeps the id, broker, credentials and
+    # keepalive), its Pipe, the stream, a reader task and a keepalive task.
     def __init__(self, client_id, host, port, user=None, password=None, keepalive=30,
-                 tls=None, server_hostname=None, max_packet=4096):
-        self.client_id = client_id
-        self.host = host
-        self.port = port
-        self.user = user
-        self.password = password
-        self.keepalive = keepalive
+                 tls=None, max_packet=4096):
+        from umqtt import simple
+
+        _pid_write_bug(simple)
+        self.pipe = Pipe()
+        c = self.client = simple.MQTTClient(client_id, host, port, user, password, keepalive)
+        c.sock = self.pipe
+        c.set_callback(self._deliver)
         self.tls = tls
-        self.server_hostname = server_hostname
         self.max_packet = max_packet
         self.on_message = None  # fn(topic bytes, msg bytes)
         self.on_puback = None  # fn(pid)
-        self.on_oversize = None  # fn(topic bytes, prefix bytes): a PUBLISH beyond max_packet
+        self.on_oversize = None  # fn(prefix bytes): a PUBLISH beyond max_packet
+        self.wake = None  # an Event set at every keepalive tick (<= 1 s) and when the link ends
         self.stream = None
-        self.pipe = None
-        self.client = None
         self.connected = False
-        self._rx = bytearray()
-        self._waiters = {}  # ("sub", pid) or "connack" -> Event, with result in _results
-        self._results = {}
+        self._rx = b""  # the start of a packet that has not arrived whole
+        self._want = None  # what connect() or subscribe() awaits: -1 (CONNACK) or a packet id
+        self._got = None  # and its answer (return code)
+        self._ev = None
         self._last_rx = 0
         self._last_tx = 0
         self._tasks = []
-        self.down = asyncio.Event()
 
     async def connect(self, timeout_ms=10000):
+        c = self.client
+        self.stream = (await asyncio.wait_for_ms(
+            asyncio.open_connection(c.server, c.port, ssl=self.tls,
+                                    server_hostname=c.server if self.tls else None),
+            timeout_ms,
+        ))[0]
+        self._last_rx = self._last_tx = ticks_ms()
         from umqtt import simple
 
-        self.pipe = Pipe()
-        c = simple.MQTTClient(
-            self.client_id, self.host, self.port, self.user, self.password, self.keepalive
-        )
-        c.sock = self.pipe
-        c.set_callback(self._deliver)
-        self.client = c
-        reader, _ = await asyncio.wait_for_ms(
-            asyncio.open_connection(
-                self.host, self.port, ssl=self.tls, server_hostname=self.server_hostname
-            ),
-            timeout_ms,
-        )
-        self.stream = reader
-        self._rx = bytearray()
-        self._last_rx = self._last_tx = ticks_ms()
         saved = simple.socket
-        _SocketShim.pipe = self.pipe
-        simple.socket = _SocketShim
+        simple.socket = self.pipe  # socket.socket() and getaddrinfo() come from the Pipe
         try:
             c.connect(clean_session=True)
-            raise MqttError("CONNACK taken from nowhere")
-        except NeedData:
+        except NeedData:  # CONNECT queued, waiting for the CONNACK: as it should be
             pass
+        else:
+            raise MqttError("CONNACK taken from nowhere")
         finally:
             simple.socket = saved
-            _SocketShim.pipe = None
-        c.sock = self.pipe
-        ev = self._expect("connack")
-        await self.flush()
         self._tasks = [asyncio.create_task(self._reader())]
-        try:
-            await asyncio.wait_for_ms(ev.wait(), timeout_ms)
-        except asyncio.TimeoutError:
-            await self.close()
-            raise MqttError("no CONNACK")
-        rc = self._results.pop("connack", None)
-        if rc is None:
-            raise MqttError("link lost before CONNACK")
+        rc = await self._answer(-1, timeout_ms, "CONNACK")
         if rc != 0:
             await self.close()
             # 4 = bad user name or password, 5 = not authorised (MQTT 3.1.1 table 3.1)
@@ -194,34 +170,37 @@ class Session:
         if self.on_message:
             self.on_message(topic, msg)
 
-    def _expect(self, key):
-        ev = asyncio.Event()
-        self._waiters[key] = ev
-        return ev
+    async def _answer(self, want, timeout_ms, what, topic=None):
+        # flush what was queued, then wait for its answer (CONNACK, or the SUBACK of `topic`)
+        # -> its return code
+        self._want = want
+        self._got = None
+        ev = self._ev = asyncio.Event()
+        await self.flush()
+        try:
+            await asyncio.wait_for_ms(ev.wait(), timeout_ms)
+        except asyncio.TimeoutError:
+            if topic is None:
+                await self.close()
+                raise MqttError("no " + what)
+            raise MqttError("no %s for %s" % (what, topic))
+        finally:
+            self._want = self._ev = None
+        if self._got is None:
+            raise MqttError("link lost before " + what)
+        return self._got
 
     async def subscribe(self, topic, qos=1, timeout_ms=10000):
         try:
             self.client.subscribe(topic, qos)
         except NeedData:
             pass
-        key = ("sub", self.client.pid)
-        ev = self._expect(key)
-        await self.flush()
-        try:
-            await asyncio.wait_for_ms(ev.wait(), timeout_ms)
-        except asyncio.TimeoutError:
-            raise MqttError("no SUBACK for " + topic)
-        rc = self._results.pop(key, None)
-        if rc is None:
-            raise MqttError("link lost before SUBACK")
-        if rc == 0x80:
+        if await self._answer(self.client.pid, timeout_ms, "SUBACK", topic) == 0x80:
             raise MqttError("subscription refused: " + topic)
 
     def publish(self, topic, msg, qos=0):
         # Queue a PUBLISH; returns its packet id (QoS 1) or 0. Call flush() to send.
-        from umqtt import simple
-
-        if qos and _pid_write_bug(simple):
+        if qos and _bug:
             self.pipe.trap = 2  # the header write, then the packet-id write
         try:
             self.client.publish(topic, msg, False, qos)
@@ -233,82 +212,94 @@ class Session:
 
     async def flush(self):
         if self.pipe.tx and self.stream is not None:
-            data = bytes(self.pipe.tx)
+            self.stream.write(self.pipe.tx)
             self.pipe.tx = bytearray()
-            self.stream.write(data)
             await self.stream.drain()
             self._last_tx = ticks_ms()
 
     async def _reader(self):
         try:
             while True:
-                chunk = await self.stream.read(512)
-                if not chunk:
+                buf = await self.stream.read(self._wanted())
+                if not buf:
                     raise MqttError("broker closed the connection")
                 self._last_rx = ticks_ms()
-                self._rx += chunk
-                while self._rx:
-                    n = _packet_length(self._rx)
-                    if n and n > self.max_packet and self._rx[0] & 0xF0 == 0x30:
-                        await self._skip_oversize(n)
+                if self._rx:
+                    buf = self._rx + buf
+                    self._rx = b""
+                i = 0
+                while i < len(buf):
+                    n = _packet_length(buf, i)
+                    if n > self.max_packet and buf[i] & 0xF0 == 0x30:
+                        buf = await self._skip_oversize(buf, i, n)
+                        i = 0
                         continue
-                    if not n or len(self._rx) < n:
+                    if not n or len(buf) - i < n:
+                        self._rx = buf[i:] if i else buf  # the rest comes with the next read
                         break
-                    pkt = bytes(self._rx[:n])
-                    self._rx = self._rx[n:]
-                    self._handle(pkt)
-                await self.flush()
-        except (OSError, MqttError) as e:
+                    self._handle(buf if n == len(buf) else buf[i : i + n])
+                    i += n
+                if self.pipe.tx:  # PUBACKs of what came in
+                    await self.flush()
+        except (OSError, MqttError, MemoryError) as e:  # a new session starts afresh
             log.warn("mqtt", "link lost: %s" % e)
         except asyncio.CancelledError:
             return
-        await self._down()
+        await self.close()
 
-    async def _skip_oversize(self, n):
-        # Keep the start (topic, packet id) of a PUBLISH too large to hold, drop the rest.
-        prefix = bytes(self._rx[:256])
-        left = n - len(self._rx)
-        self._rx = bytearray()
+    def _wanted(self):
+        # bytes to read: the rest of a long packet whose start is in _rx, else a small chunk
+        # (PUBACKs, PINGRESPs and most requests fit; no large buffer for each read)
+        n = _packet_length(self._rx) - len(self._rx) if self._rx else 0
+        return n if n > _CHUNK else _CHUNK
+
+    async def _skip_oversize(self, buf, i, n):
+        # Keep the start (topic, packet id) of a PUBLISH too large to hold, drop the rest;
+        # -> the bytes that follow it
+        prefix = buf[i : i + 256]
+        left = n - (len(buf) - i)
         while left > 0:
-            chunk = await self.stream.read(min(512, left))
-            if not chunk:
+            buf = await self.stream.read(min(_CHUNK, left))
+            if not buf:
                 raise MqttError("broker closed the connection")
-            left -= len(chunk)
-            if left < 0:
-                self._rx += chunk[len(chunk) + left :]
+            left -= len(buf)
         if self.on_oversize:
             self.on_oversize(prefix)
+        return buf[len(buf) + left :] if left < 0 else b""
 
     def _handle(self, pkt):
         kind = pkt[0] & 0xF0
         if kind == 0x30:
             if pkt[0] & 6 == 4:  # QoS 2 is treated as QoS 1 (spec): PUBACK, once
                 pkt = bytes((pkt[0] & 0xF9 | 2,)) + pkt[1:]
-            self.pipe.rx = pkt
+            p = self.pipe
+            p.rx = pkt
+            p.at = 0
             try:
                 self.client.check_msg()  # umqtt parses it, calls back, queues the PUBACK
             finally:
-                self.pipe.rx = b""
+                p.rx = b""
         elif kind == 0x40 and len(pkt) >= 4:
             if self.on_puback:
                 self.on_puback((pkt[2] << 8) | pkt[3])
         elif kind == 0x90 and len(pkt) >= 5:
-            self._done(("sub", (pkt[2] << 8) | pkt[3]), pkt[4])
+            self._done((pkt[2] << 8) | pkt[3], pkt[4])
         elif kind == 0x20 and len(pkt) >= 4:
-            self._done("connack", pkt[3])
+            self._done(-1, pkt[3])
         # PINGRESP (0xD0) only refreshes _last_rx
 
     def _done(self, key, result):
-        ev = self._waiters.pop(key, None)
-        if ev is not None:
-            self._results[key] = result
-            ev.set()
+        if key == self._want and self._ev is not None:
+            self._got = result
+            self._ev.set()
 
     async def _keepalive(self):
-        period = self.keepalive * 1000
+        period = self.client.keepalive * 1000
         try:
             while self.connected:
                 await asyncio.sleep_ms(min(1000, period // 4 or 1000))
+                if self.wake is not None:
+                    self.wake.set()
                 now = ticks_ms()
                 if ticks_diff(now, self._last_rx) > period * 3 // 2:
                     log.warn("mqtt", "no answer from the broker for %d s" % (period * 3 // 2000))
@@ -316,16 +307,11 @@ class Session:
                 if ticks_diff(now, self._last_tx) >= period // 2:
                     self.client.ping()
                     await self.flush()
-        except (OSError, MqttError) as e:
+        except (OSError, MqttError, MemoryError) as e:
             log.warn("mqtt", "keepalive: %s" % e)
         except asyncio.CancelledError:
             return
-        await self._down()
-
-    async def _down(self):
-        if self.connected or self.stream is not None:
-            self.connected = False
-            await self.close()
+        await self.close()
 
     async def close(self):
         self.connected = False
@@ -342,7 +328,7 @@ class Session:
                 await s.wait_closed()
             except OSError:
                 pass
-        for ev in self._waiters.values():
-            ev.set()
-        self._waiters = {}
-        self.down.set()
+        if self._ev is not None:
+            self._ev.set()
+        if self.wake is not None:
+            self.wake.set()

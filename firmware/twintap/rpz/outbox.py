@@ -7,18 +7,15 @@ import json
 
 from .. import store
 
-LOG = "outbox.log"
-ACK = "outbox.ack"
+_LOG = "outbox.log"
+_ACK = "outbox.ack"
 
 
 class Outbox:
-    def __init__(self, limit=64, log=LOG, ack=ACK):
+    def __init__(self, limit=64):
         self.limit = limit
-        self.log_path = log
-        self.ack_path = ack
-        self.items = []  # [seq, payload str], oldest first
-        self.dropped = 0
-        st = store.load(ack, {}) or {}
+        self.items = []  # (seq, payload str), oldest first
+        st = store.load(_ACK, {}) or {}
         self.acked = st.get("acked", 0)
         self.seq = st.get("seq", self.acked)
         self.dropped = st.get("dropped", 0)
@@ -29,10 +26,10 @@ class Outbox:
 
     def _load(self):
         try:
-            f = open(self.log_path)
+            f = open(_LOG)
         except OSError:
             try:  # power lost inside _rewrite, between the remove and the rename
-                f = open(self.log_path + ".tmp")
+                f = open(_LOG + ".tmp")
             except OSError:
                 return
         with f:
@@ -46,8 +43,8 @@ class Outbox:
                     self.seq = seq
                 self._lines += 1
                 if seq > self.acked and seq > self.floor:
-                    self.items.append([seq, payload])
-        self.items.sort(key=lambda it: it[0])
+                    self.items.append((seq, payload))
+        self.items.sort()  # by seq (unique)
         while len(self.items) > self.limit:  # the limit was lowered
             self.floor = self.items.pop(0)[0]
             self.dropped += 1
@@ -62,23 +59,25 @@ class Outbox:
             self.floor = self.items.pop(0)[0]
             self.dropped += 1
             self._save_ack()
-        self.items.append([seq, payload])
+        self.items.append((seq, payload))
         if self._lines >= 2 * self.limit:
             self._rewrite()
-        with open(self.log_path, "a") as f:
+        with open(_LOG, "a") as f:
             if self._torn:
                 f.write("\n")
                 self._torn = False
-            f.write(json.dumps([seq, payload]) + "\n")
+            f.write(json.dumps((seq, payload)))
+            f.write("\n")
         self._lines += 1
 
     def _rewrite(self):
         # a long outage: keep the log as long as what it still has to deliver
-        tmp = self.log_path + ".tmp"
+        tmp = _LOG + ".tmp"
         with open(tmp, "w") as f:
-            for it in self.items[:-1]:
-                f.write(json.dumps(it) + "\n")
-        store.replace(tmp, self.log_path)
+            for i in range(len(self.items) - 1):
+                f.write(json.dumps(self.items[i]))
+                f.write("\n")
+        store.replace(tmp, _LOG)
         self._lines = len(self.items) - 1
 
     def ack(self, seq):
@@ -92,14 +91,12 @@ class Outbox:
         self.acked = self.items[0][0] - 1 if self.items else self.seq
         self._save_ack()
         if not self.items:
-            store.remove(self.log_path)
+            store.remove(_LOG)
             self._lines = 0
 
     def _save_ack(self):
-        store.save(
-            self.ack_path,
-            {"acked": self.acked, "seq": self.seq, "dropped": self.dropped, "floor": self.floor},
-        )
+        store.save(_ACK, {"acked": self.acked, "seq": self.seq, "dropped": self.dropped,
+                          "floor": self.floor})
 
     def __len__(self):
         return len(self.items)
