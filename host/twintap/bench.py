@@ -467,42 +467,59 @@ class Bench:
         def prov(flash: Path) -> None:
             provision(flash, self.accounts, self.url, APP, "mem")
 
-        # the verdict: firmware in a ROMFS partition (bytecode in flash, as a deployed board
-        # runs it); then the same board with its .mpy files in /lib, for comparison
-        s = membench.search_heap(
-            lambda kb, n: membench.probe(self.work, kb, prov, n, romfs=True), HEAP_TARGET_KB,
-            p.mem_hi_kb, p.mem_step_kb, p.mem_probe_requests, p.mem_final_requests)
-        lib = membench.search_heap(
-            lambda kb, n: membench.probe(self.work, kb, prov, n), HEAP_TARGET_KB,
-            p.mem_hi_kb, p.mem_step_kb, p.mem_probe_requests, p.mem_probe_requests)
-        self.r.data["memory"] = {"sizes": sizes, "search": s.to_json(), "lib": lib.to_json()}
-        t = s.target
-        budget = t.usable if t else membench.usable_heap(HEAP_TARGET_KB)
-        detail = (f"starts, goes online and serves {t.requests:,} mixed requests"
-                  if t and t.ok else f"{t.reason if t else 'not probed'}")
-        self.r.verdicts.append(report.Verdict(
-            f"the board starts and serves with --heap {HEAP_TARGET_KB}K "
-            f"(about {HEAP_TARGET_KB // 2} KB on an ESP32), firmware in ROMFS",
-            bool(t and t.ok), detail))
-        if s.smallest is None or s.final is None:
-            self.r.fail("memory", f"the board did not start and serve with any heap up to "
-                                  f"{p.mem_hi_kb}K")
-            return
-        f = s.final
-        self.r.add("memory", "smallest --heap it starts and serves with (ROMFS)", "KB",
-                   f.heap_kb, HEAP_TARGET_KB, "the 96K target")
-        if lib.smallest is not None:
-            self.r.add("memory", "smallest --heap with the .mpy files in /lib instead", "KB",
-                       lib.smallest.heap_kb, f.heap_kb, "ROMFS")
-        self.r.add("memory", f"heap in use after start-up (at --heap {f.heap_kb}K)", "KB",
-                   (f.in_use_start or 0) / 1024, budget / 1024, "usable heap at 96K")
-        self.r.add("memory", f"heap in use after {f.requests:,} mixed requests", "KB",
-                   (f.in_use_after or 0) / 1024, (f.in_use_start or 0) / 1024,
-                   "after start-up")
-        for name, search in (("ROMFS", s), ("/lib", lib)):
-            tried = ", ".join(f"{x.heap_kb}K {'ok' if x.ok else 'no'}" for x in search.probes)
-            self.r.note("memory", f"Probes, {name} (fresh flash, provisioned: online, "
-                                  f"registered, values read back): {tried}.")
+        # Firmware in a ROMFS partition (bytecode in flash, as a deployed board runs it), two
+        # boards: what `twintap vboard run --romfs` starts (the Tap endpoint on its defaults:
+        # not provisioned, no BLE radio) and a deployed one (provisioned, online, BLE on);
+        # then the deployed one with its .mpy files in /lib, for comparison.
+        def search(prov_fn, ble: bool, romfs: bool, final: int) -> membench.HeapSearch:
+            return membench.search_heap(
+                lambda kb, n: membench.probe(self.work, kb, prov_fn, n, ble=ble, romfs=romfs),
+                HEAP_TARGET_KB, p.mem_hi_kb, p.mem_step_kb, p.mem_probe_requests, final)
+
+        boards = [
+            ("tap", "the Tap endpoint on its defaults (not provisioned, no BLE)",
+             search(None, False, True, p.mem_final_requests)),
+            ("deployed", "a deployed board (provisioned and online, BLE on)",
+             search(prov, True, True, p.mem_final_requests)),
+        ]
+        lib = search(prov, True, False, p.mem_probe_requests)
+        self.r.data["memory"] = {"sizes": sizes, "search": boards[1][2].to_json(),
+                                 "tap": boards[0][2].to_json(), "lib": lib.to_json()}
+        usable = membench.usable_heap(HEAP_TARGET_KB)
+        for key, what, s in boards:
+            t = s.target
+            detail = (f"starts and serves {t.requests:,} mixed requests"
+                      if t and t.ok else f"{t.reason if t else 'not probed'}")
+            self.r.verdicts.append(report.Verdict(
+                f"{what} starts and serves with --heap {HEAP_TARGET_KB}K (about "
+                f"{HEAP_TARGET_KB // 2} KB on an ESP32), firmware in ROMFS", bool(t and t.ok),
+                detail))
+            if s.smallest is None or s.final is None:
+                self.r.fail("memory", f"{what} did not start and serve with any heap up to "
+                                      f"{p.mem_hi_kb}K")
+                continue
+            f = s.final
+            self.r.add("memory", f"{key}: smallest --heap it starts and serves with", "KB",
+                       f.heap_kb, HEAP_TARGET_KB, "the 96K target")
+            self.r.add("memory", f"{key}: heap in use after start-up (at --heap {f.heap_kb}K)",
+                       "KB", (f.in_use_start or 0) / 1024, usable / 1024, "usable heap at 96K")
+            self.r.add("memory", f"{key}: heap in use after {f.requests:,} mixed requests",
+                       "KB", (f.in_use_after or 0) / 1024, (f.in_use_start or 0) / 1024,
+                       "after start-up")
+        full = boards[1][2].smallest
+        if lib.smallest is not None and full is not None:
+            self.r.add("memory", "deployed: smallest --heap with the .mpy files in /lib instead",
+                       "KB", lib.smallest.heap_kb, full.heap_kb, "ROMFS")
+        for name, s in (("tap", boards[0][2]), ("deployed", boards[1][2]),
+                        ("deployed, /lib", lib)):
+            tried = ", ".join(f"{x.heap_kb}K {'ok' if x.ok else 'no'}" for x in s.probes)
+            self.r.note("memory", f"Probes, {name}: {tried}.")
+        self.r.note("memory", "tap: what `twintap vboard run --romfs` starts: Tap over TCP, "
+                              "no configuration. deployed: provisioned (goes online, registers, "
+                              "reads its values back) with its emulated BLE radio on. Each "
+                              "probe starts a fresh flash and checks READY (and online), mixed "
+                              "Tap requests (reads of every kind, a setpoint write in 8) all "
+                              "answered, no MemoryError in its log.")
         self.r.note("memory", "ROMFS: the firmware and umqtt.simple as a read-only image "
                               "mapped into the board's process, as MicroPython 1.25+ maps a "
                               "board's ROMFS partition (`twintap deploy --romfs`): .mpy "

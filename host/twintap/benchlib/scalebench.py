@@ -143,7 +143,13 @@ def scale_run(work: Path, accounts: Accounts, url: str, platform: PlatformProces
         run.ready_s = time.monotonic() - t0
         if errors:
             raise TwintapError(f"{len(errors)} of {n} boards did not start: {errors[0]}")
-        until(lambda: platform.registered(app) >= n, 60 + 3 * n, f"{n} registrations")
+        try:
+            until(lambda: platform.registered(app) >= n, 60 + 3 * n, f"{n} registrations")
+        except TwintapError as e:  # say what the boards that did not register were doing
+            quiet = [b for b in boards if not any("[rpz] registered" in x for x in b.lines)]
+            tails = "; ".join(f"{b.flash.name}: " + " | ".join(list(b.lines)[-4:])
+                              for b in quiet[:2])
+            raise TwintapError(f"{e} ({len(quiet)} never registered; {tails})") from e
         run.register_s = time.monotonic() - t0
         run.cpu_register = cpu.stop()
         idle = CpuMeter(pids).start()
