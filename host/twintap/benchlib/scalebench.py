@@ -125,21 +125,27 @@ def scale_run(work: Path, accounts: Accounts, url: str, platform: PlatformProces
     pids = {"mosquitto": lambda: [broker_pid], "boards": lambda: [b.pid for b in boards],
             "platform": lambda: [platform.proc.pid]}
     errors: list[str] = []
+    started = threading.Semaphore(0)
+    done = threading.Event()
 
     def launch(b: BenchBoard) -> None:
+        # a board dies with the thread that started it (PR_SET_PDEATHSIG is per thread):
+        # this one lives until the boards are stopped
         try:
             b.start(120)
         except TwintapError as e:
             errors.append(str(e))
+        started.release()
+        done.wait()
 
     try:
         cpu = CpuMeter(pids).start()
         t0 = time.monotonic()
-        threads = [threading.Thread(target=launch, args=(b,)) for b in boards]
+        threads = [threading.Thread(target=launch, args=(b,), daemon=True) for b in boards]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        for _ in threads:
+            started.acquire()
         run.ready_s = time.monotonic() - t0
         if errors:
             raise TwintapError(f"{len(errors)} of {n} boards did not start: {errors[0]}")
@@ -159,6 +165,7 @@ def scale_run(work: Path, accounts: Accounts, url: str, platform: PlatformProces
     finally:
         for b in boards:
             b.stop()
+        done.set()
     answer = run.fanout.sample_ack if run.fanout else b"{}"
     stand_ins = [Responder(url, accounts.creds(app, f"b{i}"), app, f"b{i}",
                            lambda req, a=answer: a) for i in range(n)]
