@@ -523,8 +523,9 @@ class Bench:
         self.r.note("memory", "ROMFS: the firmware and umqtt.simple as a read-only image "
                               "mapped into the board's process, as MicroPython 1.25+ maps a "
                               "board's ROMFS partition (`twintap deploy --romfs`): .mpy "
-                              "bytecode and strings are used in place, not copied into the "
-                              "heap. /lib: the same .mpy files on the board's filesystem.")
+                              "bytecode is used in place, not copied into the heap (the "
+                              "names it uses are still interned there). /lib: the same .mpy "
+                              "files on the board's filesystem.")
         self.r.note("memory", "In use = usable heap (gc.mem_free() + gc.mem_alloc() of a bare "
                               "`micropython -X heapsize=N`) less the free heap after a "
                               "collection that GET /3//10 reports. TLS buffers are outside "

@@ -1,7 +1,8 @@
 """ROMFS images: the firmware as a read-only filesystem that MicroPython runs in place.
 
 MicroPython 1.25+ mounts a ROMFS partition at ``/rom`` and imports ``.mpy`` files from it
-without copying their bytecode and strings into the heap: the flash is memory-mapped. That is
+without copying their bytecode into the heap (only the names they use are interned there):
+the flash is memory-mapped. That is
 how a board with a small heap runs a large firmware. An image holds ``lib/twintap/...`` (and,
 for the virtual board, the libraries the official ESP32 firmware has frozen in, such as
 ``umqtt.simple``). ``twintap deploy --romfs`` writes one to a board's partition with mpremote;
