@@ -8,13 +8,14 @@
 # again when it ends; each connection gets a fresh Session and an empty reassembly buffer.
 # The IRQ handler only records (copying written values at once, as aioble's capture mode
 # does) and sets a flag; the task `serve` does the work.
+# Heap: one 256-byte buffer holds a legacy request as it arrives and then its wrapped
+# response, sent in place (blechunk.packets); error responses are built when needed.
 import asyncio
-import sys
-import time
 
 from .. import log
 from ..proto import DecodeError, blechunk, frame, tapcodes
 from ..tap.dispatcher import Session
+from ..ticks import ticks_diff, ticks_ms
 
 try:
     from micropython import const
@@ -29,40 +30,29 @@ _IRQ_CENTRAL_DISCONNECT = const(2)
 _IRQ_GATTS_WRITE = const(3)
 _IRQ_MTU_EXCHANGED = const(21)
 
-_FLAG_WRITE_NO_RESPONSE = const(0x0004)
-_FLAG_WRITE = const(0x0008)
-_FLAG_NOTIFY = const(0x0010)
-_CHAR_FLAGS = const(0x001C)  # write, write without response, notify
+_CHAR_FLAGS = const(0x001C)  # write (0x08), write without response (0x04), notify (0x10)
 
 LEGACY_SERVICE = "6c7b16c2-2a5b-8c9f-cf42-d31425470e7b"
 LEGACY_CHAR = "cc5c5491-b3be-9287-cb42-f7a6a29a50d5"
 FAST_SERVICE = "7c7b16c2-2a5b-8c9f-cf42-d31425470e7b"
 FAST_CHAR = "dc5c5491-b3be-9287-cb42-f7a6a29a50d5"
 
-DEFAULT_MTU = const(23)
+_DEFAULT_MTU = const(23)
 PREFERRED_MTU = const(263)  # a whole 260-byte request APDU in one large-frame write
 _MAX_APDU = const(260)
+_PIECE = const(19)  # the spec's legacy piece (blechunk)
+_MAX_WRAPPED = const(255)  # legacy frame + checksum (blechunk)
 _QMAX = const(32)  # written values recorded and not yet handled (a legacy frame is <= 14)
 _ADV_INTERVAL_US = const(100000)
 _NOTIFY_TRIES = const(25)  # the stack may be out of buffers for a moment: retry every 10 ms
 _FRAME_MS = const(1000)  # a half legacy frame older than this is dropped (its sender gave up)
 
-_BAD = frame.encode_response(tapcodes.BAD_REQUEST)
-_TOO_LARGE = frame.encode_response(tapcodes.INTERNAL_SERVER_ERROR)
-
-# Real radios call IRQs from the stack's context: a ThreadSafeFlag wakes the task. The unix
-# port's emulated radio calls them from asyncio tasks, where an Event does, and where a
-# ThreadSafeFlag (polled through a pipe by the unix port's loop) crashed the interpreter
-# (segfault) once a second TCP client and the UART were also being polled.
-_Flag = asyncio.ThreadSafeFlag if sys.platform == "esp32" else asyncio.Event
-_ticks = getattr(time, "ticks_ms", None) or (lambda: int(time.monotonic() * 1000))
-_diff = getattr(time, "ticks_diff", None) or (lambda a, b: a - b)
 
 
 def uuid_le(text):
     # "6c7b16c2-..." -> the 16 bytes of advertising data (little-endian)
     b = bytes.fromhex(text.replace("-", ""))
-    return bytes(b[15 - i] for i in range(16))
+    return bytes(reversed(b))
 
 
 def adv_payload(name):
@@ -84,22 +74,26 @@ class BleLink:
         self.pref_mtu = mtu
         # legacy: frame bytes per notification (0: 19, the spec's; larger values are capped
         # by the MTU: a receiver places pieces by offset, whatever their size)
-        self.piece = piece or blechunk.PIECE
-        self.adv, self.resp = adv_payload(name)
+        self.piece = piece or _PIECE
         self.h_legacy = self.h_fast = None
         self.conn = None  # the central being served
         self.lost = None  # a connection the IRQ saw end (the task has not handled it yet)
-        self.mtu = DEFAULT_MTU
+        self.mtu = _DEFAULT_MTU
         self.session = None
         self.centrals = 0
         self.drops = 0  # written values dropped: the task fell _QMAX behind
-        self.asm = blechunk.Assembler()
+        # [0]: an offset byte; [1:]: a legacy request (the assembler's), then its response
+        self.buf = bytearray(_MAX_WRAPPED + 1)
+        self.asm = blechunk.Assembler(memoryview(self.buf)[1:])
         self.t_last = 0  # when the previous legacy packet came
-        self.out = bytearray(blechunk.MAX_WRAPPED)  # a wrapped response
-        self.pkt = bytearray(blechunk.MAX_WRAPPED + 1)  # one packet
-        self.pmv = memoryview(self.pkt)
         self.q = []
-        self.flag = _Flag()
+        # Real radios call IRQs from the stack's context: a ThreadSafeFlag wakes the task. The
+        # unix port's emulated radio calls them from asyncio tasks, where an Event does, and
+        # where a ThreadSafeFlag (polled through a pipe by the unix port's loop) crashed the
+        # interpreter (segfault) once a second TCP client and the UART were also being polled.
+        import sys
+
+        self.flag = (asyncio.ThreadSafeFlag if sys.platform == "esp32" else asyncio.Event)()
 
     # -- radio -----------------------------------------------------------------------------
     def start(self):
@@ -115,17 +109,14 @@ class BleLink:
             )
         )
         # values larger than the default 20 bytes: a legacy packet at a large MTU, an APDU
-        r.gatts_set_buffer(self.h_legacy, blechunk.MAX_WRAPPED + 1)
+        r.gatts_set_buffer(self.h_legacy, _MAX_WRAPPED + 1)
         r.gatts_set_buffer(self.h_fast, _MAX_APDU)
-        self._advertise()
-        log.info("ble", "Tap services advertised as %s" % self.name)
-
-    def stop(self):
+        adv, resp = adv_payload(self.name)
         try:
-            self.radio.gap_advertise(None)
-            self.radio.active(False)
-        except OSError:
-            pass
+            r.gap_advertise(_ADV_INTERVAL_US, adv, resp_data=resp)
+        except OSError as e:
+            log.error("ble", "advertising failed: %s" % e)
+        log.info("ble", "Tap services advertised as %s" % self.name)
 
     def status(self):
         # what `twintap doctor` shows (onboard.status)
@@ -134,12 +125,6 @@ class BleLink:
             "name": self.name, "mtu": self.mtu, "centrals": self.centrals,
             "dropped_writes": self.drops, "dropped_frames": self.asm.dropped,
         }
-
-    def _advertise(self):
-        try:
-            self.radio.gap_advertise(_ADV_INTERVAL_US, self.adv, resp_data=self.resp)
-        except OSError as e:
-            log.error("ble", "advertising failed: %s" % e)
 
     def _irq(self, event, data):
         # record only (scheduled or synchronous IRQ context): no Tap work here
@@ -171,82 +156,81 @@ class BleLink:
                     self.flag.clear()
                 await self.drain()
         finally:
-            self.stop()
+            try:
+                self.radio.gap_advertise(None)
+                self.radio.active(False)
+            except OSError:
+                pass
 
     async def drain(self):
         while self.q:
-            ev = self.q.pop(0)
+            kind, conn, arg, data = self.q.pop(0)
             try:
-                await self._event(ev[0], ev[1], ev[2], ev[3])
+                if kind == _IRQ_GATTS_WRITE:
+                    if conn != self.conn:
+                        pass
+                    elif arg == self.h_fast:  # large-frame: one notification
+                        resp = self.dispatcher.handle(data, self.session)
+                        if len(resp) > self.mtu - 3:
+                            log.warn("ble", "response of %d bytes > MTU-3 (%d)"
+                                     % (len(resp), self.mtu - 3))
+                            resp = frame.encode_response(tapcodes.INTERNAL_SERVER_ERROR)
+                        await self._notify(conn, arg, resp)
+                    else:  # legacy: a packet
+                        asm = self.asm
+                        now = ticks_ms()
+                        if asm.busy() and ticks_diff(now, self.t_last) > _FRAME_MS:
+                            asm.dropped += 1
+                            asm.reset()
+                        self.t_last = now
+                        try:
+                            n = asm.feed(data)
+                        except DecodeError as e:
+                            log.debug("ble", "bad frame: %s" % e)
+                            resp = frame.encode_response(tapcodes.BAD_REQUEST)
+                        else:
+                            if n is None:
+                                continue
+                            resp = self.dispatcher.handle(asm.buf[:n], self.session)
+                        if len(resp) > blechunk.MAX_FRAME:
+                            log.warn("ble", "response of %d bytes > %d"
+                                     % (len(resp), blechunk.MAX_FRAME))
+                            resp = frame.encode_response(tapcodes.INTERNAL_SERVER_ERROR)
+                        # the request in self.buf is done with: the response goes there
+                        piece = min(self.piece, self.mtu - 4)
+                        for p in blechunk.packets(self.buf, resp, piece):
+                            if not await self._notify(conn, arg, p):
+                                break
+                elif kind == _IRQ_CENTRAL_CONNECT:
+                    if self.conn is not None:  # one central at a time
+                        self.radio.gap_disconnect(conn)
+                        continue
+                    self.conn = conn
+                    self.lost = None
+                    self.mtu = _DEFAULT_MTU
+                    self.asm.reset()
+                    self.centrals += 1
+                    addr = data.hex(":")
+                    self.session = Session("ble#%d" % self.centrals, "ble:" + addr)
+                    log.info("ble", "%s connected from %s" % (self.session.link, addr))
+                elif kind == _IRQ_CENTRAL_DISCONNECT:
+                    if conn != self.conn:
+                        continue
+                    if self.asm.busy():
+                        log.debug("ble", "half frame dropped")
+                    log.info("ble", self.session.link + " disconnected")
+                    self.conn = self.session = None
+                    self.asm.reset()
+                    adv, resp = adv_payload(self.name)
+                    try:
+                        self.radio.gap_advertise(_ADV_INTERVAL_US, adv, resp_data=resp)
+                    except OSError as e:
+                        log.error("ble", "advertising failed: %s" % e)
+                elif conn == self.conn:  # _IRQ_MTU_EXCHANGED
+                    self.mtu = arg
+                    log.debug("ble", "MTU %d" % arg)
             except OSError as e:  # the radio failed: the link keeps serving
-                log.warn("ble", "central %s: %s" % (ev[1], e))
-
-    async def _event(self, kind, conn, arg, data):
-        if kind == _IRQ_GATTS_WRITE:
-            if conn != self.conn:
-                return
-            if arg == self.h_fast:
-                await self._fast(conn, data)
-            else:
-                await self._legacy(conn, data)
-        elif kind == _IRQ_CENTRAL_CONNECT:
-            if self.conn is not None:  # one central at a time
-                self.radio.gap_disconnect(conn)
-                return
-            self.conn = conn
-            self.lost = None
-            self.mtu = DEFAULT_MTU
-            self.asm.reset()
-            self.centrals += 1
-            addr = ":".join("%02x" % b for b in data)
-            self.session = Session("ble#%d" % self.centrals, "ble:" + addr)
-            log.info("ble", "%s connected from %s" % (self.session.link, addr))
-        elif kind == _IRQ_CENTRAL_DISCONNECT:
-            if conn != self.conn:
-                return
-            if self.asm.busy():
-                log.debug("ble", "half frame dropped")
-            log.info("ble", self.session.link + " disconnected")
-            self.conn = self.session = None
-            self.asm.reset()
-            self._advertise()
-        elif kind == _IRQ_MTU_EXCHANGED:
-            if conn == self.conn:
-                self.mtu = arg
-                log.debug("ble", "MTU %d" % arg)
-
-    async def _fast(self, conn, apdu):
-        resp = self.dispatcher.handle(apdu, self.session)
-        if len(resp) > self.mtu - 3:
-            log.warn("ble", "response of %d bytes > MTU-3 (%d)" % (len(resp), self.mtu - 3))
-            resp = _TOO_LARGE
-        await self._notify(conn, self.h_fast, resp)
-
-    async def _legacy(self, conn, packet):
-        now = _ticks()
-        if self.asm.busy() and _diff(now, self.t_last) > _FRAME_MS:
-            self.asm.dropped += 1
-            self.asm.reset()
-        self.t_last = now
-        try:
-            n = self.asm.feed(packet)
-        except DecodeError as e:
-            log.debug("ble", "bad frame: %s" % e)
-            resp = _BAD
-        else:
-            if n is None:
-                return
-            resp = self.dispatcher.handle(self.asm.mv[:n], self.session)
-        try:
-            n = blechunk.wrap_into(self.out, resp)
-        except ValueError:
-            log.warn("ble", "response of %d bytes > %d" % (len(resp), blechunk.MAX_FRAME))
-            n = blechunk.wrap_into(self.out, _TOO_LARGE)
-        piece = min(self.piece, self.mtu - 4)
-        for off, size in blechunk.chunks(n, piece):
-            k = blechunk.packet_into(self.pkt, self.out, off, size)
-            if not await self._notify(conn, self.h_legacy, self.pmv[:k]):
-                return
+                log.warn("ble", "central %s: %s" % (conn, e))
 
     async def _notify(self, conn, handle, data):
         err = None

@@ -10,49 +10,69 @@
 #     (longer values are cut, as the stack does)
 #   - gatts_notify raises OSError for a value longer than MTU-3 or a connection that is gone
 # IRQs are called from the radio's own asyncio tasks (MicroPython's scheduled-IRQ model).
+# Heap: no import of proto/vble.py (the host's side of the socket protocol: its record
+# layout and codes are repeated here as const()), a connection is a list, UUIDs are strings.
 import asyncio
 import os
 import socket
 import struct
 from asyncio import core
 
-from ..proto import vble
+try:
+    from micropython import const
+except ImportError:  # CPython
 
-_IRQ_CENTRAL_CONNECT = 1
-_IRQ_CENTRAL_DISCONNECT = 2
-_IRQ_GATTS_WRITE = 3
-_IRQ_MTU_EXCHANGED = 21
-_FLAG_WRITE_NO_RESPONSE = 0x0004
-_FLAG_WRITE = 0x0008
-_DEFAULT_BUFFER = 20
-_EINVAL = 22
-_ENOMEM = 12
-_ENOTCONN = 107
-_OUT_MAX = 16384  # bytes queued to a central that does not read: "out of buffers"
+    def const(x):
+        return x
 
 
-class UUID:
-    # bluetooth.UUID for 128-bit UUIDs given as text (all the Tap services use)
-    def __init__(self, value):
-        self.text = str(value).lower()
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_GATTS_WRITE = const(3)
+_IRQ_MTU_EXCHANGED = const(21)
+_FLAG_WRITE_NO_RESPONSE = const(0x0004)
+_FLAG_WRITE = const(0x0008)
+_DEFAULT_BUFFER = const(20)
+_EINVAL = const(22)
+_ENOMEM = const(12)
+_ENOTCONN = const(107)
+_OUT_MAX = const(16384)  # bytes queued to a central that does not read: "out of buffers"
+# proto/vble.py: record ops, ATT error codes, limits
+_SCAN = const(0x01)
+_CONNECT = const(0x02)
+_MTU = const(0x03)
+_DISCOVER = const(0x04)
+_WRITE = const(0x05)
+_ADV = const(0x81)
+_CONNECTED = const(0x82)
+_REFUSED = const(0x83)
+_MTU_EXCHANGED = const(0x84)
+_SERVICES = const(0x85)
+_WRITTEN = const(0x86)
+_ERROR = const(0x87)
+_NOTIFY = const(0x88)
+_DISCONNECTED = const(0x89)
+_ATT_INVALID_HANDLE = const(0x01)
+_ATT_WRITE_NOT_PERMITTED = const(0x03)
+_ATT_REQUEST_NOT_SUPPORTED = const(0x06)
+_ATT_INVALID_LENGTH = const(0x0D)
+_MIN_MTU = const(23)
+_MAX_MTU = const(517)
+_MAX_RECORD = const(1024)
+# a connected central: [stream, conn handle, address, MTU, MTU exchanged]
+_ST = const(0)
+_HANDLE = const(1)
+_ADDR = const(2)
+_CMTU = const(3)
+_EXCHANGED = const(4)
 
-    def __eq__(self, other):
-        return isinstance(other, UUID) and other.text == self.text
-
-    def __hash__(self):
-        return hash(self.text)
-
-    def __str__(self):
-        return "UUID('%s')" % self.text
+# bluetooth.UUID for 128-bit UUIDs given as text (all the Tap services use): the text itself
+UUID = str
 
 
-class _Central:
-    def __init__(self, stream, handle, addr):
-        self.stream = stream
-        self.handle = handle
-        self.addr = addr
-        self.mtu = vble.MIN_MTU
-        self.exchanged = False
+def _rec(op, body=b""):
+    # one record: length u16 | op u8 | body (proto/vble.py record())
+    return struct.pack(">HB", len(body) + 1, op) + bytes(body)
 
 
 class Radio:
@@ -66,7 +86,7 @@ class Radio:
         self._chars = {}  # value handle -> [value bytes, buffer size, append, flags]
         self._table = b""  # SERVICES body
         self._adv = None  # (adv_data, resp_data) while advertising
-        self._centrals = {}  # conn handle -> _Central
+        self._centrals = {}  # conn handle -> [stream, handle, addr, mtu, exchanged]
         self._next = 0
         self._sock = None
         self._task = None
@@ -89,7 +109,10 @@ class Radio:
         elif not on and self._active:
             self._adv = None
             for c in list(self._centrals.values()):
-                self._close(c.stream)
+                try:
+                    c[_ST].s.close()
+                except OSError:
+                    pass
             self._centrals = {}
             if self._task:
                 self._task.cancel()
@@ -115,7 +138,7 @@ class Radio:
             self._name = str(kw["gap_name"])
         if "mtu" in kw:
             mtu = int(kw["mtu"])
-            if mtu < vble.MIN_MTU or mtu > vble.MAX_MTU:
+            if mtu < _MIN_MTU or mtu > _MAX_MTU:
                 raise ValueError("mtu")
             self._mtu = mtu
 
@@ -123,7 +146,8 @@ class Radio:
         self._irq = handler
 
     def gap_advertise(self, interval_us, adv_data=None, resp_data=None, connectable=True):
-        self._need_active()
+        if not self._active:
+            raise OSError(_EINVAL)
         if interval_us is None:
             self._adv = None
         elif connectable:
@@ -134,12 +158,14 @@ class Radio:
         if c is None:
             return False
         # the central closes its end on DISCONNECTED; the serving task then ends
-        c.stream.write(vble.record(vble.DISCONNECTED, b"\x16"))  # 0x16: local host
-        self._call(_IRQ_CENTRAL_DISCONNECT, (conn, 0, c.addr))
+        c[_ST].write(_rec(_DISCONNECTED, b"\x16"))  # 0x16: local host
+        if self._irq:
+            self._irq(_IRQ_CENTRAL_DISCONNECT, (conn, 0, c[_ADDR]))
         return True
 
     def gatts_register_services(self, services):
-        self._need_active()
+        if not self._active:
+            raise OSError(_EINVAL)
         self._chars = {}
         table = []
         handles = []
@@ -148,12 +174,13 @@ class Radio:
             h += 1  # the service declaration
             hs = []
             for ch in chars:
-                ch_uuid, flags = ch[0], ch[1]
+                flags = ch[1]
                 h += 2  # declaration, value
                 self._chars[h] = [b"", _DEFAULT_BUFFER, False, flags]
                 hs.append(h)
                 table.append(
-                    vble.uuid_bytes(svc_uuid.text) + vble.uuid_bytes(ch_uuid.text)
+                    bytes.fromhex(str(svc_uuid).replace("-", ""))
+                    + bytes.fromhex(str(ch[0]).replace("-", ""))
                     + struct.pack(">HH", h, flags)
                 )
                 if flags & 0x0030:
@@ -163,19 +190,25 @@ class Radio:
         return tuple(handles)
 
     def gatts_set_buffer(self, handle, size, append=False):
-        ch = self._char(handle)
+        ch = self._chars.get(handle)
+        if ch is None:
+            raise ValueError("invalid handle")
         ch[1] = size
         ch[2] = append
 
     def gatts_read(self, handle):
-        ch = self._char(handle)
+        ch = self._chars.get(handle)
+        if ch is None:
+            raise ValueError("invalid handle")
         v = ch[0]
         if ch[2]:
             ch[0] = b""
         return v
 
     def gatts_write(self, handle, data, send_update=False):
-        ch = self._char(handle)
+        ch = self._chars.get(handle)
+        if ch is None:
+            raise ValueError("invalid handle")
         ch[0] = bytes(data)
         if send_update:
             for conn in self._centrals:
@@ -185,35 +218,18 @@ class Radio:
         c = self._centrals.get(conn)
         if c is None:
             raise OSError(_ENOTCONN)
-        ch = self._char(handle)
-        v = ch[0] if data is None else bytes(data)
-        if len(v) > c.mtu - 3:
-            raise OSError(_EINVAL)
-        if len(c.stream.out_buf) > _OUT_MAX:
-            raise OSError(_ENOMEM)
-        c.stream.write(vble.record(vble.NOTIFY, struct.pack(">H", handle) + v))
-
-    # -- the socket side ------------------------------------------------------------------------
-    def _need_active(self):
-        if not self._active:
-            raise OSError(_EINVAL)
-
-    def _char(self, handle):
         ch = self._chars.get(handle)
         if ch is None:
             raise ValueError("invalid handle")
-        return ch
+        v = ch[0] if data is None else bytes(data)
+        if len(v) > c[_CMTU] - 3:
+            raise OSError(_EINVAL)
+        st = c[_ST]
+        if len(st.out_buf) > _OUT_MAX:
+            raise OSError(_ENOMEM)
+        st.write(_rec(_NOTIFY, struct.pack(">H", handle) + v))
 
-    def _call(self, event, data):
-        if self._irq is not None:
-            self._irq(event, data)
-
-    def _close(self, st):
-        try:
-            st.s.close()
-        except OSError:
-            pass
-
+    # -- the socket side ------------------------------------------------------------------------
     async def _listen(self):
         s = self._sock
         while True:
@@ -230,79 +246,81 @@ class Radio:
         try:
             while True:
                 n = struct.unpack(">H", await st.readexactly(2))[0]
-                if n < 1 or n > vble.MAX_RECORD:
+                if n < 1 or n > _MAX_RECORD:
                     break
                 body = await st.readexactly(n)
                 op = body[0]
                 body = body[1:]
                 if c is None:
-                    if op == vble.SCAN:
+                    if op == _SCAN:
                         adv = self._adv
                         out = b"" if adv is None else bytes((len(adv[0]),)) + adv[0] + adv[1]
-                        st.write(vble.record(vble.ADV, out))
+                        st.write(_rec(_ADV, out))
                         break
-                    if op != vble.CONNECT or len(body) != 7:
-                        st.write(vble.record(vble.REFUSED, b"connect first"))
+                    if op != _CONNECT or len(body) != 7:
+                        st.write(_rec(_REFUSED, b"connect first"))
                         break
                     if self._adv is None:
-                        st.write(vble.record(vble.REFUSED, b"not advertising"))
+                        st.write(_rec(_REFUSED, b"not advertising"))
                         break
                     self._adv = None  # a connection stops advertising
                     self._next += 1
-                    c = _Central(st, self._next, body[1:7])
-                    self._centrals[c.handle] = c
-                    st.write(vble.record(vble.CONNECTED, struct.pack(">H", c.handle) + self.mac))
-                    self._call(_IRQ_CENTRAL_CONNECT, (c.handle, body[0], memoryview(c.addr)))
-                elif self._centrals.get(c.handle) is not c:
+                    h = self._next
+                    c = [st, h, body[1:7], _MIN_MTU, False]
+                    self._centrals[h] = c
+                    st.write(_rec(_CONNECTED, struct.pack(">H", h) + self.mac))
+                    if self._irq:
+                        self._irq(_IRQ_CENTRAL_CONNECT, (h, body[0], memoryview(c[_ADDR])))
+                elif self._centrals.get(c[_HANDLE]) is not c:
                     break  # the board disconnected it
-                elif op == vble.MTU:
-                    self._mtu_exchange(c, body)
-                elif op == vble.DISCOVER:
-                    st.write(vble.record(vble.SERVICES, self._table))
-                elif op == vble.WRITE:
-                    self._write(c, body)
+                elif op == _MTU:
+                    if c[_EXCHANGED] or len(body) != 2:
+                        st.write(_rec(_ERROR, bytes((_ATT_REQUEST_NOT_SUPPORTED,))))
+                    else:
+                        c[_EXCHANGED] = True
+                        mtu = c[_CMTU] = max(_MIN_MTU, min(body[0] << 8 | body[1], self._mtu))
+                        st.write(_rec(_MTU_EXCHANGED, struct.pack(">H", mtu)))
+                        if self._irq:
+                            self._irq(_IRQ_MTU_EXCHANGED, (c[_HANDLE], mtu))
+                elif op == _DISCOVER:
+                    st.write(_rec(_SERVICES, self._table))
+                elif op == _WRITE:  # response u8 | handle u16 | value
+                    request = body[0] == 1
+                    handle = body[1] << 8 | body[2]
+                    value = body[3:]
+                    ch = self._chars.get(handle)
+                    code = 0
+                    if ch is None:
+                        code = _ATT_INVALID_HANDLE
+                    elif not ch[3] & (_FLAG_WRITE if request else _FLAG_WRITE_NO_RESPONSE):
+                        code = _ATT_WRITE_NOT_PERMITTED
+                    elif len(value) > c[_CMTU] - 3:
+                        code = _ATT_INVALID_LENGTH
+                    if code:
+                        st.write(_rec(_ERROR, bytes((code,)) + b"write refused"))
+                    else:
+                        if ch[2]:
+                            ch[0] = (ch[0] + value)[: ch[1]]
+                        else:
+                            ch[0] = value[: ch[1]]
+                        if self._irq:
+                            self._irq(_IRQ_GATTS_WRITE, (c[_HANDLE], handle))
+                        if request:
+                            st.write(_rec(_WRITTEN, struct.pack(">H", handle)))
                 else:  # DISCONNECT, or anything else
                     break
                 await st.drain()
         except (EOFError, OSError, ValueError, IndexError):
             pass
-        if c is not None and self._centrals.get(c.handle) is c:
-            del self._centrals[c.handle]
-            self._call(_IRQ_CENTRAL_DISCONNECT, (c.handle, 0, memoryview(c.addr)))
+        if c is not None and self._centrals.get(c[_HANDLE]) is c:
+            del self._centrals[c[_HANDLE]]
+            if self._irq:
+                self._irq(_IRQ_CENTRAL_DISCONNECT, (c[_HANDLE], 0, memoryview(c[_ADDR])))
         try:
             await st.drain()
         except OSError:
             pass
-        self._close(st)
-
-    def _mtu_exchange(self, c, body):
-        if c.exchanged or len(body) != 2:
-            c.stream.write(vble.record(vble.ERROR, bytes((vble.ATT_REQUEST_NOT_SUPPORTED,))))
-            return
-        c.exchanged = True
-        c.mtu = max(vble.MIN_MTU, min(vble.u16(body), self._mtu))
-        c.stream.write(vble.record(vble.MTU_EXCHANGED, struct.pack(">H", c.mtu)))
-        self._call(_IRQ_MTU_EXCHANGED, (c.handle, c.mtu))
-
-    def _write(self, c, body):
-        request = body[0] == 1
-        handle = vble.u16(body, 1)
-        value = body[3:]
-        ch = self._chars.get(handle)
-        code = 0
-        if ch is None:
-            code = vble.ATT_INVALID_HANDLE
-        elif not ch[3] & (_FLAG_WRITE if request else _FLAG_WRITE_NO_RESPONSE):
-            code = vble.ATT_WRITE_NOT_PERMITTED
-        elif len(value) > c.mtu - 3:
-            code = vble.ATT_INVALID_LENGTH
-        if code:
-            c.stream.write(vble.record(vble.ERROR, bytes((code,)) + b"write refused"))
-            return
-        if ch[2]:
-            ch[0] = (ch[0] + value)[: ch[1]]
-        else:
-            ch[0] = value[: ch[1]]
-        self._call(_IRQ_GATTS_WRITE, (c.handle, handle))
-        if request:
-            c.stream.write(vble.record(vble.WRITTEN, struct.pack(">H", handle)))
+        try:
+            st.s.close()
+        except OSError:
+            pass

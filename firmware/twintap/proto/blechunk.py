@@ -5,6 +5,8 @@
 #   packet  = offset u8 (mod 256) | piece, sent from the highest offset down; offset 0 ends
 # The receiver stores each piece at its offset, ends on offset 0, then checks and strips the
 # checksum; its buffer holds 255 bytes (so a frame is at most 254 bytes).
+# Heap: the sender works in place in one buffer (wrapped frame at [1:], each packet's offset
+# byte written just before its piece), so the board's link needs no packet buffer.
 from . import DecodeError
 
 try:
@@ -15,8 +17,8 @@ except ImportError:  # CPython
         return x
 
 
-PIECE = const(19)  # frame bytes per packet: 20-byte packets, what an ATT MTU of 23 carries
-MAX_WRAPPED = const(255)  # the reassembly buffer: frame + checksum
+_PIECE = const(19)  # frame bytes per packet: 20-byte packets, what an ATT MTU of 23 carries
+_MAX_WRAPPED = const(255)  # the reassembly buffer: frame + checksum
 MAX_FRAME = const(254)
 
 
@@ -24,54 +26,52 @@ def checksum(data):
     return sum(data) & 0xFF
 
 
-def wrap_into(out, data):
-    # frame + checksum into `out`; returns the wrapped length
-    n = len(data)
-    if n + 1 > MAX_WRAPPED or n + 1 > len(out):
+def packets(buf, frame, piece=_PIECE):
+    # the packets of `frame` in sending order, as views of buf (at least len(frame) + 2
+    # bytes), each valid until the next one is asked for: the wrapped frame (frame |
+    # checksum) goes to buf[1:] first (ValueError, at the first packet, when the frame is too
+    # long); each packet's offset byte takes the place of the byte before its piece (the last
+    # byte of the next piece, or buf[0]) and is put back after.
+    n = len(frame)
+    if n > MAX_FRAME or n + 2 > len(buf):
         raise ValueError("BLE frame of %d bytes > %d" % (n, MAX_FRAME))
-    out[:n] = data
-    out[n] = checksum(data)
-    return n + 1
-
-
-def chunks(n, piece=PIECE):
-    # (offset, size) of each piece of an n-byte wrapped frame, in sending order
-    off = n - piece
-    while off > 0:
-        yield off, piece
+    buf[1 : n + 1] = frame
+    buf[n + 1] = checksum(frame)
+    mv = memoryview(buf)
+    off = n + 1 - piece
+    size = piece
+    while True:
+        if off <= 0:
+            size += off
+            off = 0
+        keep = buf[off]
+        buf[off] = off & 0xFF
+        yield mv[off : off + size + 1]
+        buf[off] = keep
+        if not off:
+            return
         off -= piece
-    yield 0, off + piece
 
 
-def packet_into(out, wrapped, off, size):
-    # one packet (offset header + piece) into `out`; returns its length
-    out[0] = off & 0xFF
-    out[1 : size + 1] = wrapped[off : off + size]
-    return size + 1
-
-
-def split(frame, piece=PIECE):
+def split(frame, piece=_PIECE):
     # frame -> the packets to send, in order (allocates: host side and tests)
-    buf = bytearray(len(frame) + 1)
-    n = wrap_into(buf, frame)
-    pkt = bytearray(piece + 1)
     out = []
-    for off, size in chunks(n, piece):
-        out.append(bytes(pkt[: packet_into(pkt, buf, off, size)]))
+    for p in packets(bytearray(len(frame) + 2), frame, piece):
+        out.append(bytes(p))
     return out
 
 
 class Assembler:
-    # Reassembles the packets of one frame at a time into a preallocated buffer.
+    # Reassembles the packets of one frame at a time into a preallocated buffer (`buf`, a
+    # memoryview: of 255 new bytes, or of the buffer given).
     # feed(packet) -> None while pieces are missing; the frame's length once the packet at
     # offset 0 came (the frame is self.buf[:length], checksum stripped). A bad frame raises
     # DecodeError when its packet at offset 0 comes (one error per frame) and leaves the
     # assembler empty. Within a frame each piece ends where the previous one began, so a
     # packet that does not starts a new frame: a half frame (its sender gone, a packet lost)
     # is dropped and counted in `dropped`.
-    def __init__(self, size=MAX_WRAPPED):
-        self.buf = bytearray(size)
-        self.mv = memoryview(self.buf)
+    def __init__(self, buf=None):
+        self.buf = memoryview(bytearray(_MAX_WRAPPED) if buf is None else buf)
         self.dropped = 0
         self.reset()
 
@@ -96,12 +96,13 @@ class Assembler:
         if self.last < 0:
             self.end = off + k
         self.last = off
+        buf = self.buf
         if not k:
             self.error = "empty BLE packet"
-        elif off + k > len(self.buf):
-            self.error = "BLE frame larger than %d bytes" % len(self.buf)
+        elif off + k > len(buf):
+            self.error = "BLE frame larger than %d bytes" % len(buf)
         elif self.error is None:
-            self.mv[off : off + k] = memoryview(packet)[1:]
+            buf[off : off + k] = memoryview(packet)[1:]
             self.n += k
         if off:
             return None
@@ -113,6 +114,6 @@ class Assembler:
             raise DecodeError(error)
         if n != end:
             raise DecodeError("BLE frame with missing pieces")
-        if checksum(self.mv[: n - 1]) != self.buf[n - 1]:
+        if checksum(buf[: n - 1]) != buf[n - 1]:
             raise DecodeError("BLE frame checksum")
         return n - 1

@@ -28,6 +28,8 @@
 #              body when the board is not advertising
 # ATT rules enforced: MTU 23 until the central exchanges it (the board never initiates),
 # writes and notifications of at most MTU-3 bytes, one central at a time.
+# The board does not import this module (heap): platform/vradio.py repeats the record layout,
+# the op and ATT codes and the limits as const(); change both together.
 import struct
 
 from . import DecodeError
