@@ -3,8 +3,15 @@
 # The last errors and warnings stay in a small ring, readable from the REPL
 # (`from twintap import log; log.recent()`), which `twintap doctor` reports.
 level = 3  # 0 none, 1 errors, 2 warnings, 3 info, 4 debug
-_LETTERS = "?EWID"
-RING = 10  # errors and warnings kept in memory
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_RING = const(10)  # errors and warnings kept in memory
 _ring = []
 dropped = 0  # ring entries pushed out by newer ones
 
@@ -13,9 +20,9 @@ def _log(lvl, tag, msg):
     global dropped
     if lvl > level and lvl > 2:
         return
-    line = "[" + _LETTERS[lvl] + "][" + tag + "] " + msg
+    line = "[" + "?EWID"[lvl] + "][" + tag + "] " + msg
     if lvl <= 2:
-        if len(_ring) >= RING:
+        if len(_ring) >= _RING:
             _ring.pop(0)
             dropped += 1
         _ring.append(line)
@@ -24,7 +31,7 @@ def _log(lvl, tag, msg):
 
 
 def recent():
-    # the last RING error and warning lines, oldest first
+    # the last _RING error and warning lines, oldest first
     return list(_ring)
 
 

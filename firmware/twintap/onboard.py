@@ -12,7 +12,6 @@ import os
 from . import VERSION, log, store
 
 CONFIG = "config.json"
-GROUPS = {"admin": 0xFFFF, "supervisor": 0xFFFE}
 _app = None  # the running App, for status() from the REPL
 _safe = None  # why the board runs in safe mode (None: it does not)
 
@@ -86,7 +85,8 @@ def apply_users(tapcfg, cfg):
         key = u["stored"] + u["server"] + u["salt"]
         if done.get(name) == key:
             continue
-        g = tapcfg.d["groups"].get(str(GROUPS.get(name, -1)))
+        gid = 0xFFFF if name == "admin" else 0xFFFE if name == "supervisor" else -1
+        g = tapcfg.d["groups"].get(str(gid))
         if g is None:
             for cand in tapcfg.d["groups"].values():
                 if cand.get("name") == name:

@@ -36,10 +36,7 @@ def parse_rwx(text):
     # "rw" -> 6; an int passes through
     if isinstance(text, int):
         return text & 7
-    m = 0
-    for c in text:
-        m |= {"r": R, "w": W, "x": X}.get(c, 0)
-    return m
+    return (R if "r" in text else 0) | (W if "w" in text else 0) | (X if "x" in text else 0)
 
 
 # Rapidomize data types (spec rapidomize.md, "Registration")

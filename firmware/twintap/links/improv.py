@@ -17,12 +17,20 @@ from .. import log
 from ..proto import improv
 from .stream import StreamLink
 
-_TAP_CLA = 0xA2
-_I = 0x49
-_BOUNDARY = 0
-_TAP = 1
-_IMPROV = 2
-_OTHER = 3
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_TAP_CLA = const(0xA2)
+_I = const(0x49)
+_BOUNDARY = const(0)
+_TAP = const(1)
+_IMPROV = const(2)
+_OTHER = const(3)
 
 
 class UartMux:

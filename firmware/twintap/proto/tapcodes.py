@@ -9,7 +9,6 @@ except ImportError:  # CPython
 
 OK = const(0x00)
 CREATED = const(0x41)
-DELETED = const(0x42)
 CHANGED = const(0x44)
 CONTENT = const(0x45)
 BUSY = const(0x46)
@@ -22,47 +21,23 @@ RESOURCE_LOCKED = const(0x87)
 INTERNAL_SERVER_ERROR = const(0xA0)
 NOT_IMPLEMENTED = const(0xA1)
 SERVICE_UNAVAILABLE = const(0xA3)
-NVM_ERROR = const(0xA4)
-UNABLE_TO_CONNECT_TO_TARGET = const(0xA5)
-TARGET_POWER_FAILURE = const(0xA6)
 NVM_FULL = const(0xA7)
-DEVICE_UNAVAILABLE = const(0xA8)
 
-# code -> name, complete table of @iotize/tap 2.7.0 (client-api ResultCode)
-NAMES = {
-    0x00: "OK",
-    0x41: "CREATED",
-    0x42: "DELETED",
-    0x44: "CHANGED",
-    0x45: "CONTENT",
-    0x46: "BUSY",
-    0x80: "BAD_REQUEST",
-    0x81: "UNAUTHORIZED",
-    0x84: "NOT_FOUND",
-    0x85: "METHOD_NOT_ALLOWED",
-    0x86: "NOT_ACCEPTABLE",
-    0x87: "RESOURCE_LOCKED",
-    0xA0: "INTERNAL_SERVER_ERROR",
-    0xA1: "NOT_IMPLEMENTED",
-    0xA3: "SERVICE_UNAVAILABLE",
-    0xA4: "NVM_ERROR",
-    0xA5: "UNABLE_TO_CONNECT_TO_TARGET",
-    0xA6: "TARGET_POWER_FAILURE",
-    0xA7: "NVM_FULL",
-    0xA8: "DEVICE_UNAVAILABLE",
-    0xB0: "TARGET_PROTOCOL_ERROR",
-    0xB1: "TARGET_PROTOCOL_BUSY",
-    0xB2: "TARGET_PROTOCOL_REAL",
-    0xB3: "TARGET_PROTOCOL_WRONG_PARAM",
-    0xB4: "TARGET_PROTOCOL_FORBIDDEN",
-    0xB5: "TARGET_PROTOCOL_DATA",
-    0xB6: "TARGET_PROTOCOL_COM",
-    0xB7: "TARGET_PROTOCOL_LOST_COM",
-    0xB8: "TARGET_PROTOCOL_PARAM",
-    0xB9: "TARGET_PROTOCOL_INT",
-    0xBA: "TARGET_PROTOCOL_ABORT",
-    0xBB: "TARGET_PROTOCOL_NOT_IMPLEMENTED",
-}
+# (codes no module uses are only named here)
+# code -> name, complete table of @iotize/tap 2.7.0 (client-api ResultCode), as one string
+# constant (" XX:NAME ..."): bytecode in flash, where a dict would be built in the heap
+_NAMES = (
+    " 00:OK 41:CREATED 42:DELETED 44:CHANGED 45:CONTENT 46:BUSY 80:BAD_REQUEST"
+    " 81:UNAUTHORIZED 84:NOT_FOUND 85:METHOD_NOT_ALLOWED 86:NOT_ACCEPTABLE"
+    " 87:RESOURCE_LOCKED A0:INTERNAL_SERVER_ERROR A1:NOT_IMPLEMENTED"
+    " A3:SERVICE_UNAVAILABLE A4:NVM_ERROR A5:UNABLE_TO_CONNECT_TO_TARGET"
+    " A6:TARGET_POWER_FAILURE A7:NVM_FULL A8:DEVICE_UNAVAILABLE"
+    " B0:TARGET_PROTOCOL_ERROR B1:TARGET_PROTOCOL_BUSY B2:TARGET_PROTOCOL_REAL"
+    " B3:TARGET_PROTOCOL_WRONG_PARAM B4:TARGET_PROTOCOL_FORBIDDEN"
+    " B5:TARGET_PROTOCOL_DATA B6:TARGET_PROTOCOL_COM B7:TARGET_PROTOCOL_LOST_COM"
+    " B8:TARGET_PROTOCOL_PARAM B9:TARGET_PROTOCOL_INT BA:TARGET_PROTOCOL_ABORT"
+    " BB:TARGET_PROTOCOL_NOT_IMPLEMENTED"
+)
 
 
 def is_success(code):
@@ -70,4 +45,8 @@ def is_success(code):
 
 
 def name(code):
-    return NAMES.get(code, "0x%02X" % code)
+    i = _NAMES.find(" %02X:" % code) if 0 <= code <= 0xFF else -1
+    if i < 0:
+        return "0x%02X" % code
+    j = _NAMES.find(" ", i + 4)
+    return _NAMES[i + 4 : j if j > 0 else len(_NAMES)]

@@ -27,45 +27,41 @@ DOMAIN_GPIO = const(1)
 DOMAIN_STATIC = const(2)  # IN_TAP_STATIC: kept in the Tap's flash
 DOMAIN_VOLATILE = const(3)  # IN_TAP_VOLATIL
 
-# type -> (name, struct code, size); the name is what board files and the CLI use
-TYPES = {
-    BOOLEAN: ("bool", "B", 1),
-    INT8: ("int8", "b", 1),
-    INT16: ("int16", "h", 2),
-    INT32: ("int32", "i", 4),
-    ASCII: ("ascii", "s", 1),
-    FLOAT32: ("float32", "f", 4),
-    UINT8: ("uint8", "B", 1),
-    UINT16: ("uint16", "H", 2),
-    UINT32: ("uint32", "I", 4),
-}
-BY_NAME = {}
-for _t in TYPES:
-    BY_NAME[TYPES[_t][0]] = _t
-
-_RANGES = {
-    INT8: (-0x80, 0x7F),
-    INT16: (-0x8000, 0x7FFF),
-    INT32: (-0x80000000, 0x7FFFFFFF),
-    UINT8: (0, 0xFF),
-    UINT16: (0, 0xFFFF),
-    UINT32: (0, 0xFFFFFFFF),
-}
+# The known types, in one order, as constants in flash rather than dicts built in the heap:
+# their codes (as characters), struct codes and sizes, and the names board files and the CLI use.
+_CODES = "\x00\x01\x02\x03\x08\x13\x21\x22\x23"
+_STRUCT = "BbhisfBHI"
+_SIZES = b"\x01\x01\x02\x04\x01\x04\x01\x02\x04"
+_NAMES = "bool int8 int16 int32 ascii float32 uint8 uint16 uint32"
 _NOT_ACCEPTABLE = const(0x86)
+
+
+def _find(t):
+    # index of type t in the tables above, -1 for an unknown type
+    return _CODES.find(chr(t)) if 0 <= t < 0x40 else -1
+
+
+def _index(t):
+    i = _find(t)
+    if i < 0:
+        raise KeyError(t)
+    return i
 
 
 def type_code(name_or_code):
     # "uint16" or 0x22 -> 0x22; ValueError for anything else
     if isinstance(name_or_code, int):
-        if name_or_code & 0x3F in TYPES:
+        if _find(name_or_code & 0x3F) >= 0:
             return name_or_code & 0x3F
-    elif name_or_code in BY_NAME:
-        return BY_NAME[name_or_code]
+    elif isinstance(name_or_code, str) and name_or_code and " " not in name_or_code:
+        i = (" " + _NAMES + " ").find(" " + name_or_code + " ")
+        if i >= 0:
+            return ord(_CODES[_NAMES[:i].count(" ")])
     raise ValueError("unknown variable type %r" % (name_or_code,))
 
 
 def type_name(t):
-    return TYPES[t & 0x3F][0]
+    return _NAMES.split(" ")[_index(t & 0x3F)]
 
 
 def type_byte(domain, t):
@@ -75,13 +71,13 @@ def type_byte(domain, t):
 def split_type_byte(b):
     # -> (domain, type); DecodeError(0x86) for an unknown data type
     t = b & 0x3F
-    if t not in TYPES:
+    if _find(t) < 0:
         raise DecodeError("unknown variable type 0x%02X" % b, _NOT_ACCEPTABLE)
     return b >> 6, t
 
 
 def size(t, count=1):
-    return TYPES[t][2] * count
+    return _SIZES[_index(t)] * count
 
 
 def check(t, v):
@@ -109,7 +105,16 @@ def check(t, v):
             v = int(v)
         else:
             raise ValueError("not an integer: %r" % (v,))
-    lo, hi = _RANGES[t]
+    i = _index(t)
+    if t == BOOLEAN or t == ASCII or t == FLOAT32:
+        raise KeyError(t)
+    hi = 1 << (8 * _SIZES[i])
+    if t & 0x20:  # unsigned
+        lo = 0
+    else:
+        hi >>= 1
+        lo = -hi
+    hi -= 1
     if v < lo or v > hi:
         raise ValueError("%d is out of range %d..%d for %s" % (v, lo, hi, type_name(t)))
     return v
@@ -126,9 +131,10 @@ def encode(t, value, count=1):
         value = [value]
     if len(value) != count:
         raise ValueError("%d values for %d elements" % (len(value), count))
-    out = bytearray(size(t, count))
-    code = ">" + TYPES[t][1]
-    n = TYPES[t][2]
+    i = _index(t)
+    n = _SIZES[i]
+    out = bytearray(n * count)
+    code = ">" + _STRUCT[i]
     for i in range(count):
         struct.pack_into(code, out, i * n, check(t, value[i]))
     return bytes(out)
@@ -147,7 +153,8 @@ def decode(t, data, count=1):
             return check(t, raw.decode())
         except (ValueError, UnicodeError):
             raise DecodeError("not printable ASCII", _NOT_ACCEPTABLE)
-    n = TYPES[t][2]
+    i = _index(t)
+    n = _SIZES[i]
     if len(data) != n * count:
         raise DecodeError(
             "%s x%d takes %d bytes, not %d" % (type_name(t), count, n * count, len(data)),
@@ -157,7 +164,7 @@ def decode(t, data, count=1):
         # @iotize/tap encodes false as 0xFE and true as 0x01: only bit 0 counts
         vals = [bool(data[i] & 1) for i in range(count)]
     else:
-        code = ">" + TYPES[t][1]
+        code = ">" + _STRUCT[i]
         vals = [struct.unpack_from(code, data, i * n)[0] for i in range(count)]
         if t == FLOAT32:
             for i in range(count):

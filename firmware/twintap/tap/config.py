@@ -5,21 +5,40 @@ from .. import store
 from ..proto import values
 from ..twin import Bundle, Prop, parse_rwx
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
 TAP_FILE = "tap.json"
-ANONYMOUS = 0
-ADMIN = 0xFFFF
-SUPERVISOR = 0xFFFE
-GROUP_IDS = {"anonymous": ANONYMOUS, "admin": ADMIN, "supervisor": SUPERVISOR}
+ANONYMOUS = const(0)
+ADMIN = const(0xFFFF)
+SUPERVISOR = const(0xFFFE)
 IN_PROGRESS = "255.255.65535"
-ITERATIONS = 5000  # SCRAM iterations for new passwords (/1024//42), the configurator's default
+# SCRAM iterations for new passwords (/1024//42), the configurator's default
+_ITERATIONS = const(5000)
 # Default credentials admin/admin and supervisor/supervisor as SCRAM keys (storedKey |
 # serverKey | salt, 5000 iterations), never as passwords: the keys of IoTize's own demo
 # configuration (spec tap-background.md section 12), so a board boots without deriving them.
 # "dflt" marks a password nobody has changed yet (see TapConfig.locked).
-_DEFAULT_KEYS = {
-    ADMIN: "f19305e204de9a184f165df4e94cdd03639a531e0eded1662324f5ec9bacd215ce90def2",
-    SUPERVISOR: "4417ec1a647ae1fbea8dcfb42103694bbfb6a89ee10300c34f1ac7c7272890751db80cb7",
-}
+_DEFAULT_KEYS = (
+    (ADMIN, "f19305e204de9a184f165df4e94cdd03639a531e0eded1662324f5ec9bacd215ce90def2"),
+    (SUPERVISOR, "4417ec1a647ae1fbea8dcfb42103694bbfb6a89ee10300c34f1ac7c7272890751db80cb7"),
+)
+
+
+def _group_id(who):
+    # a board file's group name ("admin") -> its id; anything else passes through
+    if who == "anonymous":
+        return ANONYMOUS
+    if who == "admin":
+        return ADMIN
+    if who == "supervisor":
+        return SUPERVISOR
+    return who
 
 
 def _rights(text):
@@ -49,11 +68,11 @@ class TapConfig:
         d.setdefault("security", 0)
         d.setdefault("config_format", 1)
         d.setdefault("groups", _default_groups())
-        for gid, key in _DEFAULT_KEYS.items():
+        for gid, key in _DEFAULT_KEYS:
             g = d["groups"].get(str(gid))
             if g is not None and "key" not in g:
-                g.update({"key": key, "it": ITERATIONS, "dflt": 1})
-        d.setdefault("iterations", ITERATIONS)
+                g.update({"key": key, "it": _ITERATIONS, "dflt": 1})
+        d.setdefault("iterations", _ITERATIONS)
         d.setdefault("bundles", {})  # id (str) -> {name, acl {gid: rights}, period}
         d.setdefault("variables", {})  # id (str) -> declaration of a variable made over Tap
         d.setdefault("meta", {})  # id (str) -> {name, unit} overrides of built-in variables
@@ -64,7 +83,7 @@ class TapConfig:
         for b in self.board.get("bundles", ()):
             acl = {}
             for who, r in b.get("acl", {}).items():
-                acl[GROUP_IDS.get(who, who)] = _rights(r)
+                acl[_group_id(who)] = _rights(r)
             tw.bundles[b["id"]] = Bundle(b["id"], b.get("name", ""), acl, 0, True)
         for sid, b in self.d["bundles"].items():
             bid = int(sid)

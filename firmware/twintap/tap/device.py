@@ -20,7 +20,7 @@ _OBJ = const(3)
 _GET = const(1)
 _POST = const(2)
 _PUT = const(3)
-DC = 1
+_DC = const(1)
 # seconds between 1970-01-01 and the port's epoch (2000-01-01 on the ESP32)
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
@@ -100,7 +100,7 @@ class Device:
         if res == 3:
             return firmware_version().encode()
         if res == 6:
-            return bytes((DC,))
+            return bytes((_DC,))
         if res == 7:
             return struct.pack(">I", self.vcc_mv)
         gc.collect()  # /3//10: what is really free, not what garbage hides

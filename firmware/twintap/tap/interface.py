@@ -21,11 +21,11 @@ _IF = const(1024)
 _GET = const(1)
 _POST = const(2)
 _PUT = const(3)
-WIFI = 0x20
-BLE = 0x40
-UART = 0x100
-MAX_REQUEST = 255  # Lc is one byte
-MAX_RESPONSE = 255
+WIFI = const(0x20)
+BLE = const(0x40)
+UART = const(0x100)
+_MAX_REQUEST = const(255)  # Lc is one byte
+_MAX_RESPONSE = const(255)
 
 
 def link_protocol(session):
@@ -133,7 +133,7 @@ class Interface:
             return _u16(self.protocols)
         if res == 18:
             return _u16(self.cfg.d["config_format"])
-        return struct.pack(">HH", MAX_REQUEST, MAX_RESPONSE)  # 88
+        return struct.pack(">HH", _MAX_REQUEST, _MAX_RESPONSE)  # 88
 
     def save(self, key, value):
         self.cfg.d[key] = value

@@ -13,7 +13,7 @@ except ImportError:  # CPython
 
 
 _TARGET = const(1027)
-DIRECT_IO = 4
+_DIRECT_IO = const(4)
 _GET = const(1)
 _POST = const(2)
 
@@ -26,7 +26,7 @@ class Target:
     def serve(self, s, m, inst, res, p):
         if res == 1:
             if m == _GET:
-                return bytes((DIRECT_IO,))
+                return bytes((_DIRECT_IO,))
         elif res == 3:  # connection state: connected; connecting (POST) does nothing
             if m == _GET:
                 return b"\x01"
