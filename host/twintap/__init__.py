@@ -1,8 +1,10 @@
 """twintap host companion: flash, deploy, provision, talk Tap, play the Rapidomize platform,
 and run the firmware on the MicroPython unix port as a virtual board."""
 
+import signal
 import sys
 import threading
+import time
 
 __version__ = "0.1.0"
 _SAY_LOCK = threading.Lock()
@@ -18,6 +20,31 @@ def say(line: str) -> None:
     with _SAY_LOCK:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
+
+
+class StopSignals:
+    """SIGINT and SIGTERM as a flag the main thread polls: the ``run``/``serve`` commands serve
+    until one arrives. The handler only stores the signal number; setting a
+    ``threading.Event`` (or taking any lock) from a signal handler deadlocks when the signal
+    lands while the main thread holds that lock, e.g. inside ``Event.wait(timeout)``."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:  # noqa: ARG002
+        self.signum = signum
+
+    def wait(self, timeout: float | None = None, poll: float = 0.1) -> bool:
+        """True once a signal has arrived; False when ``timeout`` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.signum is None:
+            left = poll if deadline is None else min(poll, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            time.sleep(left)
+        return True
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec

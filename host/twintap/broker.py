@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from twintap import TwintapError, die_with_parent, pki, rpztopics, say, table
+from twintap import StopSignals, TwintapError, die_with_parent, pki, rpztopics, say, table
 from twintap.mqttclient import Connection, Credentials
 
 DEFAULT_DIR = Path(".twintap/broker")
@@ -494,13 +494,7 @@ class Broker:
 def run(args) -> int:
     """``twintap broker run``: serve until SIGINT/SIGTERM, then stop mosquitto (exit 0)."""
     b = Broker(args.dir, port=args.port, host=args.host, names=args.san or ())
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:  # noqa: ARG001
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignals()
     say(b.start())
     while not stop.wait(0.2):
         if b.exited.is_set():

@@ -23,14 +23,12 @@ import json
 import os
 import queue
 import secrets
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from twintap import TwintapError, rpztopics, say, table
+from twintap import StopSignals, TwintapError, rpztopics, say, table
 from twintap.broker import DEFAULT_DIR as DEFAULT_BROKER_DIR
 from twintap.broker import BrokerDir
 from twintap.mqttclient import Connection, Credentials
@@ -319,13 +317,7 @@ def serve(args) -> int:
     """``twintap platform serve``: play the platform until SIGINT/SIGTERM (exit 0)."""
     url, creds = connection_settings(args)
     p = Platform(url, creds, args.dir)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:  # noqa: ARG001
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignals()
     say(p.start())
     stop.wait()
     p.stop()
@@ -366,13 +358,7 @@ def _event_line(e: dict) -> str:
 
 def _events(args) -> int:
     store = Store(Path(args.dir) / DB_NAME, create=False)
-    stop = threading.Event()
-    if args.follow:
-        def on_signal(signum: int, frame: object) -> None:  # noqa: ARG001
-            stop.set()
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignals() if args.follow else None
     last = 0
     rows = store.events(args.app, args.cid, limit=args.limit)
     while True:

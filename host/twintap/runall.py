@@ -10,11 +10,9 @@ command from nothing to a working board).
 from __future__ import annotations
 
 import json
-import signal
-import threading
 from pathlib import Path
 
-from twintap import TwintapError, say
+from twintap import StopSignals, TwintapError, say
 from twintap.broker import Broker, BrokerDir, add_device
 from twintap.platform import Platform
 from twintap.vboard import VirtualBoard
@@ -40,13 +38,7 @@ def provision_virtual_board(flash: Path, broker_dir: Path, url: str, app: str, c
 def run(args) -> int:
     """Start broker, platform and board; serve until SIGINT/SIGTERM."""
     root = Path(args.dir)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):  # noqa: ARG001
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignals()
     started: list = []
     try:
         # the broker's own chatter stays out of the way; its errors still show

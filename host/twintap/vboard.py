@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from twintap import TwintapError, die_with_parent, say
+from twintap import StopSignals, TwintapError, die_with_parent, say
 from twintap.paths import CACHE, FIRMWARE, MPY_LIB, board_file
 from twintap.ptylink import PtyBridge
 
@@ -338,13 +338,7 @@ def run(args) -> int:
         uart=args.uart, repl=args.repl, heap=args.heap, update=args.update, source=args.source,
         ble=args.ble, romfs=args.romfs,
     )
-    stop = threading.Event()
-
-    def on_signal(signum, frame):  # noqa: ARG001
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignals()
     vb.start()
     while not stop.wait(0.2):
         if vb.exited.is_set():

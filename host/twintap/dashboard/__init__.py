@@ -14,11 +14,9 @@ plots). Every asset is served by the dashboard itself; updates come over a WebSo
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from pathlib import Path
 
-from twintap import say
+from twintap import StopSignals, say
 from twintap.broker import DEFAULT_DIR as DEFAULT_BROKER_DIR
 from twintap.platform import DEFAULT_DIR as DEFAULT_PLATFORM_DIR
 
@@ -34,13 +32,7 @@ def run(args: argparse.Namespace) -> int:
         args.platform_dir, args.broker_dir, host=args.host, port=args.port,
         bench_dir=args.bench_dir, broker_url=args.broker, tap_link=args.tap_link,
     )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:  # noqa: ARG001
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopSignals()
     say(d.start())
     stop.wait()
     d.stop()
