@@ -43,6 +43,8 @@ class App:
         self.uart_name = uart_name
         self.boot_ms = time.ticks_ms()
         self.twin = build_twin(platform, board, config)
+        board.pop("properties", None)  # built: their heap comes back before the rest loads
+        config.pop("properties", None)
         self.tapcfg = TapConfig(self.twin, board)
         self.system = device.System(platform, self.reboot, self.factory_reset)
         self.dispatcher = d = Dispatcher()
@@ -83,10 +85,9 @@ class App:
         from .onboard import Onboard  # Wi-Fi, Improv, provisioned users, doctor status
 
         self.onboard = Onboard(self)
-        # what these files said about properties and simulated hardware is built now
-        for k in ("properties", "description", "sim_wifi"):
+        # what the board file said about simulated hardware is built now
+        for k in ("description", "sim_wifi"):
             board.pop(k, None)
-        config.pop("properties", None)
 
     def reboot(self):
         log.info("app", "reboot requested")

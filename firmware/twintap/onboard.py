@@ -1,13 +1,10 @@
-# Getting a board on its feet, and telling how it is doing:
-#   - config.json read and checked at boot (proto/settings.py); sections that fail are left
-#     out and the board runs in safe mode, saying why at every boot (instead of crashing);
+# Getting a board on its feet, and telling how it is doing (config.json is read and checked,
+# and provisioned Tap users applied, by the boot-only bootcfg.py):
+#   - safe mode: why the board runs without (part of) its configuration, said at every boot;
 #   - Wi-Fi joined from config.json "wifi", or given over Improv Wi-Fi (links/improv.py);
-#   - Tap users provisioned by `twintap provision` ("tap": {"users": ...}) applied once;
 #   - status(): what `twintap doctor` reads from the REPL.
 # Hardware comes from the injected platform (platform.wifi(board)); nothing is imported here.
 import asyncio
-import json
-import os
 
 from . import VERSION, log, store
 
@@ -16,93 +13,13 @@ _app = None  # the running App, for status() from the REPL
 _safe = None  # why the board runs in safe mode (None: it does not)
 
 
-def _exists(name):
-    try:
-        os.stat(name)
-        return True
-    except OSError:
-        return False
-
-
-def load_config(path=CONFIG):
-    # -> (configuration to run with, safe-mode reason or None)
-    text = None
-    for p in (path, path + ".tmp"):  # .tmp alone: power lost between remove and rename
-        try:
-            with open(p) as f:
-                text = f.read()
-            break
-        except OSError:
-            continue
-    if text is None:
-        return {}, "not provisioned: no config.json (give it one with `twintap provision`)"
-    try:
-        cfg = json.loads(text)
-    except ValueError:
-        return {}, "config.json is not valid JSON: running without it"
-    from .proto import settings  # boot-only: forgotten again below, its heap comes back
-
-    try:
-        found = settings.problems(cfg, _exists)
-        if not found:
-            return cfg, None
-        why = "; ".join("%s.%s: %s" % (s, f, m) for s, f, m in found)
-        return settings.sanitize(cfg, found), "config.json: " + why
-    finally:
-        forget("twintap.proto.settings")
-
-
-def forget(name):
-    # Drop a module used only at boot, so that the collector can take its code back.
-    import sys
-
-    sys.modules.pop(name, None)
-    pkg, _, leaf = name.rpartition(".")
-    parent = sys.modules.get(pkg)
-    if parent is not None and hasattr(parent, leaf):
-        delattr(parent, leaf)
-
-
 def safe_mode(why):
-    # called by main.py at every boot
+    # called by boot.py at every boot
     global _safe
     _safe = why
     if why:
         say = log.warn if why.startswith("not provisioned") else log.error
         say("main", "safe mode: " + why + " (Tap stays available)")
-
-
-def apply_users(tapcfg, cfg):
-    # Tap users from `twintap provision` -> the Tap configuration (tap.json), once per key:
-    # a password changed later over Tap is not overwritten at the next boot.
-    tap = cfg.get("tap")
-    users = tap.get("users") if isinstance(tap, dict) else None
-    if not users:
-        return 0
-    done = tapcfg.d.setdefault("provisioned", {})
-    n = 0
-    for name, u in users.items():
-        key = u["stored"] + u["server"] + u["salt"]
-        if done.get(name) == key:
-            continue
-        gid = 0xFFFF if name == "admin" else 0xFFFE if name == "supervisor" else -1
-        g = tapcfg.d["groups"].get(str(gid))
-        if g is None:
-            for cand in tapcfg.d["groups"].values():
-                if cand.get("name") == name:
-                    g = cand
-        if g is None:
-            log.warn("tap", "provisioned user %s: no such group" % name)
-            continue
-        g["key"] = key
-        g["it"] = u["it"]
-        g.pop("dflt", None)
-        done[name] = key
-        n += 1
-    if n:
-        tapcfg.save()
-        log.info("tap", "%d provisioned user key(s) applied" % n)
-    return n
 
 
 class Wifi:
@@ -180,13 +97,12 @@ class Wifi:
 
 
 class Onboard:
-    # What the App gets from this module: users applied, Wi-Fi, Improv on its links.
+    # What the App gets from this module: Wi-Fi, Improv on its links.
     def __init__(self, app):
         global _app
         _app = app
         self.app = app
         board = app.board
-        apply_users(app.tapcfg, app.config)
         drv = None
         if hasattr(app.platform, "wifi"):
             try:
