@@ -132,15 +132,15 @@ def test_vble_records():
 
 
 def test_advertising_payload():
-    adv, resp = ble.adv_payload("twintap-virtual")
+    adv, resp = blechunk.adv_payload("twintap-virtual")
     assert len(adv) <= 31 and len(resp) <= 31
     fields = dict(vble.ad_fields(adv))
     assert fields[0x01] == b"\x06"
-    assert fields[0x06] == ble.uuid_le(ble.LEGACY_SERVICE)
-    assert ble.uuid_le(ble.LEGACY_SERVICE)[0] == 0x7B  # little-endian
+    legacy_le = bytes(reversed(vble.uuid_bytes(blechunk.LEGACY_SERVICE)))
+    assert fields[0x06] == legacy_le and legacy_le[0] == 0x7B  # little-endian
     assert fields[0x08] == b"twintap-"
     assert dict(vble.ad_fields(resp))[0x09] == b"twintap-virtual"
-    assert dict(vble.ad_fields(ble.adv_payload("tt")[0]))[0x09] == b"tt"
+    assert dict(vble.ad_fields(blechunk.adv_payload("tt")[0]))[0x09] == b"tt"
 
 
 # -- the firmware link against a fake radio ----------------------------------------------------
@@ -246,10 +246,10 @@ def test_link_registers_and_advertises():
     assert radio.cfg == {"gap_name": "twintap-test", "mtu": 263}
     assert radio.buffers == {LEGACY_H: 256, FAST_H: 260}
     (s1, c1), (s2, c2) = radio.services
-    assert (s1, c1[0][0]) == (ble.LEGACY_SERVICE, ble.LEGACY_CHAR)
-    assert (s2, c2[0][0]) == (ble.FAST_SERVICE, ble.FAST_CHAR)
+    assert (s1, c1[0][0]) == (blechunk.LEGACY_SERVICE, blechunk.LEGACY_CHAR)
+    assert (s2, c2[0][0]) == (blechunk.FAST_SERVICE, blechunk.FAST_CHAR)
     assert c1[0][1] == c2[0][1] == 0x001C  # write, write without response, notify
-    assert radio.adv == ble.adv_payload("twintap-test")
+    assert radio.adv == blechunk.adv_payload("twintap-test")
     assert link.status()["state"] == "advertising"
 
 
@@ -316,7 +316,7 @@ def test_central_gone_mid_frame_next_central_served():
     write(link, radio, 1, LEGACY_H, blechunk.split(put)[0])
     assert link.asm.busy()
     event(link, DISCONNECT, (1, 0, memoryview(b"\x01\x02\x03\x04\x05\x06")))
-    assert not link.asm.busy() and link.conn is None
+    assert link.asm is None and link.conn is None  # no half frame: no assembler at all
     assert radio.adv is not None  # advertising again
     connect(link, 2, b"\x0a\x0b\x0c\x0d\x0e\x0f")
     got = legacy_request(link, radio, get_apdu(3, 2), conn=2)
@@ -362,10 +362,25 @@ def test_queue_overflow_counts_and_survives():
 def test_notify_lost_connection_stops_sending():
     link, radio = make_link()
     connect(link)
+    # the IRQ saw the central go before its request was handled: nothing is notified
+    radio.values[FAST_H] = get_apdu(3, 2)
+    link._irq(WRITE, (1, FAST_H))
     link._irq(DISCONNECT, (1, 0, memoryview(bytes(6))))
-    run_sync(link._notify(1, LEGACY_H, b"x"))  # returns at once: the central is gone
-    assert radio.notified == []
     run_sync(link.drain())
+    assert radio.notified == [] and link.conn is None
+    # the next central goes while the first packet of a longer response is notified: the
+    # rest of it is not sent
+    connect(link, 2)
+    legacy_request(link, radio, frame.encode_request(frame.PUT, 1024, None, 36, bytes(100)), 2)
+    notify = radio.gatts_notify
+
+    def notify_then_gone(conn, handle, data=None):
+        notify(conn, handle, data)
+        link._irq(DISCONNECT, (2, 0, memoryview(bytes(6))))
+
+    radio.gatts_notify = notify_then_gone
+    got = legacy_request(link, radio, get_apdu(1024, 36), 2)
+    assert got == blechunk.split(b"\x45" + bytes(100) + b"\x90\x00")[:1]
     assert link.conn is None
 
 

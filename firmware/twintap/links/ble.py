@@ -1,19 +1,21 @@
 # Tap over BLE (spec tap-protocol.md section 8), on the MicroPython `bluetooth.BLE` API only:
-#   legacy LwM2M service 6c7b16c2-.../cc5c5491-...: APDUs chunked both ways (proto/blechunk.py)
-#   large-frame service  7c7b16c2-.../dc5c5491-...: one write = one request APDU, one
-#                                                   notification = its response
+# the legacy LwM2M service (APDUs chunked both ways) and the large-frame service (one write =
+# one request APDU, one notification = its response), as proto/blechunk.py describes them.
 # The radio object and the UUID constructor are injected (main.py takes them from the
 # platform: NimBLE's bluetooth.BLE() on the ESP32, an emulated radio on the unix port).
 # One central at a time: advertising stops on a connection (as the stack does) and starts
 # again when it ends; each connection gets a fresh Session and an empty reassembly buffer.
 # The IRQ handler only records (copying written values at once, as aioble's capture mode
 # does) and sets a flag; the task `serve` does the work.
-# Heap: one 256-byte buffer holds a legacy request as it arrives and then its wrapped
-# response, sent in place (blechunk.packets); error responses are built when needed.
+# Heap: while no central is connected (most of a board's life) the link holds no buffer and
+# proto/blechunk.py is not loaded (start() loads it to register the services, then drops
+# it). A connection loads it again and gets one 256-byte buffer, which holds a legacy
+# request as it arrives and then its wrapped response, sent in place (blechunk.packets);
+# the end of the connection drops both, and the module. Error responses are constants.
 import asyncio
 
 from .. import log
-from ..proto import DecodeError, blechunk, frame, tapcodes
+from ..proto import DecodeError
 from ..tap.dispatcher import Session
 from ..ticks import ticks_diff, ticks_ms
 
@@ -32,37 +34,23 @@ _IRQ_MTU_EXCHANGED = const(21)
 
 _CHAR_FLAGS = const(0x001C)  # write (0x08), write without response (0x04), notify (0x10)
 
-LEGACY_SERVICE = "6c7b16c2-2a5b-8c9f-cf42-d31425470e7b"
-LEGACY_CHAR = "cc5c5491-b3be-9287-cb42-f7a6a29a50d5"
-FAST_SERVICE = "7c7b16c2-2a5b-8c9f-cf42-d31425470e7b"
-FAST_CHAR = "dc5c5491-b3be-9287-cb42-f7a6a29a50d5"
-
 _DEFAULT_MTU = const(23)
 PREFERRED_MTU = const(263)  # a whole 260-byte request APDU in one large-frame write
 _MAX_APDU = const(260)
 _PIECE = const(19)  # the spec's legacy piece (blechunk)
 _MAX_WRAPPED = const(255)  # legacy frame + checksum (blechunk)
+_MAX_FRAME = const(254)  # blechunk.MAX_FRAME
 _QMAX = const(32)  # written values recorded and not yet handled (a legacy frame is <= 14)
 _ADV_INTERVAL_US = const(100000)
 _NOTIFY_TRIES = const(25)  # the stack may be out of buffers for a moment: retry every 10 ms
 _FRAME_MS = const(1000)  # a half legacy frame older than this is dropped (its sender gave up)
 
 
+def _forget_chunk():
+    # drop proto/blechunk.py: the collector takes its heap back
+    from .. import forget
 
-def uuid_le(text):
-    # "6c7b16c2-..." -> the 16 bytes of advertising data (little-endian)
-    b = bytes.fromhex(text.replace("-", ""))
-    return bytes(reversed(b))
-
-
-def adv_payload(name):
-    # advertising data: flags, the legacy service (the one every Tap has), the name (short
-    # when it does not fit); scan response: the complete name
-    nm = name.encode()[:29]
-    short = nm[:8]
-    adv = b"\x02\x01\x06\x11\x06" + uuid_le(LEGACY_SERVICE)
-    adv += bytes((len(short) + 1, 0x09 if short == nm else 0x08)) + short
-    return adv, bytes((len(nm) + 1, 0x09)) + nm
+    forget("proto.blechunk")
 
 
 class BleLink:
@@ -82,9 +70,10 @@ class BleLink:
         self.session = None
         self.centrals = 0
         self.drops = 0  # written values dropped: the task fell _QMAX behind
-        # [0]: an offset byte; [1:]: a legacy request (the assembler's), then its response
-        self.buf = bytearray(_MAX_WRAPPED + 1)
-        self.asm = blechunk.Assembler(memoryview(self.buf)[1:])
+        self.frames = 0  # legacy frames dropped by the assemblers of the ended connections
+        # while connected: [0] an offset byte, [1:] a legacy request (the assembler's), then
+        # its response; the blechunk.Assembler over buf[1:]
+        self.buf = self.asm = None
         self.t_last = 0  # when the previous legacy packet came
         self.q = []
         # Real radios call IRQs from the stack's context: a ThreadSafeFlag wakes the task. The
@@ -97,21 +86,25 @@ class BleLink:
 
     # -- radio -----------------------------------------------------------------------------
     def start(self):
+        # the services and the advertising data from proto/blechunk.py, which is dropped
+        # before the radio is touched (a connection loads it again)
+        from ..proto import blechunk as bc
+
+        u = self.uuid
+        services = (
+            (u(bc.LEGACY_SERVICE), ((u(bc.LEGACY_CHAR), _CHAR_FLAGS),)),
+            (u(bc.FAST_SERVICE), ((u(bc.FAST_CHAR), _CHAR_FLAGS),)),
+        )
+        adv, resp = bc.adv_payload(self.name)
+        _forget_chunk()
         r = self.radio
         r.active(True)
         r.config(gap_name=self.name, mtu=self.pref_mtu)
         r.irq(self._irq)
-        u = self.uuid
-        ((self.h_legacy,), (self.h_fast,)) = r.gatts_register_services(
-            (
-                (u(LEGACY_SERVICE), ((u(LEGACY_CHAR), _CHAR_FLAGS),)),
-                (u(FAST_SERVICE), ((u(FAST_CHAR), _CHAR_FLAGS),)),
-            )
-        )
+        ((self.h_legacy,), (self.h_fast,)) = r.gatts_register_services(services)
         # values larger than the default 20 bytes: a legacy packet at a large MTU, an APDU
         r.gatts_set_buffer(self.h_legacy, _MAX_WRAPPED + 1)
         r.gatts_set_buffer(self.h_fast, _MAX_APDU)
-        adv, resp = adv_payload(self.name)
         try:
             r.gap_advertise(_ADV_INTERVAL_US, adv, resp_data=resp)
         except OSError as e:
@@ -120,10 +113,12 @@ class BleLink:
 
     def status(self):
         # what `twintap doctor` shows (onboard.status)
+        asm = self.asm
         return {
             "state": "connected" if self.conn is not None else "advertising",
             "name": self.name, "mtu": self.mtu, "centrals": self.centrals,
-            "dropped_writes": self.drops, "dropped_frames": self.asm.dropped,
+            "dropped_writes": self.drops,
+            "dropped_frames": self.frames + (asm.dropped if asm else 0),
         }
 
     def _irq(self, event, data):
@@ -168,14 +163,14 @@ class BleLink:
             try:
                 if kind == _IRQ_GATTS_WRITE:
                     if conn != self.conn:
-                        pass
-                    elif arg == self.h_fast:  # large-frame: one notification
+                        continue
+                    if arg == self.h_fast:  # large-frame: one notification
                         resp = self.dispatcher.handle(data, self.session)
                         if len(resp) > self.mtu - 3:
                             log.warn("ble", "response of %d bytes > MTU-3 (%d)"
                                      % (len(resp), self.mtu - 3))
-                            resp = frame.encode_response(tapcodes.INTERNAL_SERVER_ERROR)
-                        await self._notify(conn, arg, resp)
+                            resp = b"\xa0\x90\x00"  # INTERNAL_SERVER_ERROR (frame.encode_response)
+                        out = (resp,)
                     else:  # legacy: a packet
                         asm = self.asm
                         now = ticks_ms()
@@ -186,29 +181,47 @@ class BleLink:
                         try:
                             n = asm.feed(data)
                         except DecodeError as e:
-                            log.debug("ble", "bad frame: %s" % e)
-                            resp = frame.encode_response(tapcodes.BAD_REQUEST)
+                            log.debug("ble", str(e))  # "BLE frame checksum"...
+                            resp = b"\x80\x90\x00"  # BAD_REQUEST (frame.encode_response)
                         else:
                             if n is None:
                                 continue
                             resp = self.dispatcher.handle(asm.buf[:n], self.session)
-                        if len(resp) > blechunk.MAX_FRAME:
-                            log.warn("ble", "response of %d bytes > %d"
-                                     % (len(resp), blechunk.MAX_FRAME))
-                            resp = frame.encode_response(tapcodes.INTERNAL_SERVER_ERROR)
+                        if len(resp) > _MAX_FRAME:
+                            log.warn("ble", "response of %d bytes > %d" % (len(resp), _MAX_FRAME))
+                            resp = b"\xa0\x90\x00"  # INTERNAL_SERVER_ERROR
                         # the request in self.buf is done with: the response goes there
-                        piece = min(self.piece, self.mtu - 4)
-                        for p in blechunk.packets(self.buf, resp, piece):
-                            if not await self._notify(conn, arg, p):
+                        from ..proto.blechunk import packets
+
+                        out = packets(self.buf, resp, min(self.piece, self.mtu - 4))
+                    # Notify: the stack may be out of buffers for a moment (retry every 10 ms,
+                    # _NOTIFY_TRIES times); the rest of a response is dropped when a
+                    # notification is lost or the IRQ saw the central go.
+                    for p in out:
+                        tries = 0
+                        while self.lost != conn:
+                            try:
+                                self.radio.gatts_notify(conn, arg, p)
                                 break
+                            except OSError as e:
+                                tries += 1
+                                if tries == _NOTIFY_TRIES:
+                                    log.warn("ble", "notification lost: %s" % e)
+                                    break
+                            await asyncio.sleep(0.01)
+                        if self.lost == conn or tries == _NOTIFY_TRIES:
+                            break
                 elif kind == _IRQ_CENTRAL_CONNECT:
                     if self.conn is not None:  # one central at a time
                         self.radio.gap_disconnect(conn)
                         continue
+                    from ..proto import blechunk
+
+                    self.buf = bytearray(_MAX_WRAPPED + 1)
+                    self.asm = blechunk.Assembler(memoryview(self.buf)[1:])
                     self.conn = conn
                     self.lost = None
                     self.mtu = _DEFAULT_MTU
-                    self.asm.reset()
                     self.centrals += 1
                     addr = data.hex(":")
                     self.session = Session("ble#%d" % self.centrals, "ble:" + addr)
@@ -219,9 +232,12 @@ class BleLink:
                     if self.asm.busy():
                         log.debug("ble", "half frame dropped")
                     log.info("ble", self.session.link + " disconnected")
-                    self.conn = self.session = None
-                    self.asm.reset()
+                    self.frames += self.asm.dropped
+                    self.conn = self.session = self.buf = self.asm = None
+                    from ..proto.blechunk import adv_payload
+
                     adv, resp = adv_payload(self.name)
+                    _forget_chunk()  # the next central loads it again
                     try:
                         self.radio.gap_advertise(_ADV_INTERVAL_US, adv, resp_data=resp)
                     except OSError as e:
@@ -231,17 +247,3 @@ class BleLink:
                     log.debug("ble", "MTU %d" % arg)
             except OSError as e:  # the radio failed: the link keeps serving
                 log.warn("ble", "central %s: %s" % (conn, e))
-
-    async def _notify(self, conn, handle, data):
-        err = None
-        for _ in range(_NOTIFY_TRIES):
-            if self.lost == conn:
-                return False
-            try:
-                self.radio.gatts_notify(conn, handle, data)
-                return True
-            except OSError as e:
-                err = e
-            await asyncio.sleep(0.01)
-        log.warn("ble", "notification lost: %s" % err)
-        return False

@@ -1,17 +1,22 @@
 # The virtual board's BLE radio: the subset of MicroPython's `bluetooth.BLE` that the Tap link
-# uses (active, config gap_name/mtu/mac, irq, gap_advertise, gap_disconnect,
-# gatts_register_services, gatts_set_buffer, gatts_read, gatts_write, gatts_notify), with the
-# same IRQ events and GATT semantics, over a unix-domain socket to emulated centrals on the
-# host. The socket protocol and the ATT rules it enforces are described in proto/vble.py.
+# uses (active, config(gap_name=, mtu=), irq, gap_advertise, gap_disconnect,
+# gatts_register_services, gatts_set_buffer, gatts_read, gatts_notify), with the same IRQ
+# events, GATT semantics and errors (OSError EINVAL for an unknown handle), over a unix-domain
+# socket to emulated centrals on the host. The socket protocol and the ATT rules it enforces
+# are described in proto/vble.py.
 #   - advertising stops when a central connects (as NimBLE does): one central at a time
 #   - MTU 23 until the central exchanges it; effective MTU = min(central's, config mtu)
 #   - a write longer than MTU-3 is refused (ATT error 0x0D) and never reaches the board
 #   - a written value is kept in a buffer of 20 bytes unless gatts_set_buffer says more
 #     (longer values are cut, as the stack does)
 #   - gatts_notify raises OSError for a value longer than MTU-3 or a connection that is gone
+#   - the GAP name is accepted and not served (the advertising data carries the name)
 # IRQs are called from the radio's own asyncio tasks (MicroPython's scheduled-IRQ model).
-# Heap: no import of proto/vble.py (the host's side of the socket protocol: its record
-# layout and codes are repeated here as const()), a connection is a list, UUIDs are strings.
+# Heap (pure emulation overhead: on an ESP32 the radio is C): no import of proto/vble.py (the
+# host's side of the socket protocol: its record layout and codes are repeated here as
+# const()), a connection is a list, UUIDs are strings, the answers to a scan and to a
+# discovery are kept as whole records, a notification goes to the socket from the caller's
+# buffer.
 import asyncio
 import os
 import socket
@@ -65,37 +70,36 @@ _HANDLE = const(1)
 _ADDR = const(2)
 _CMTU = const(3)
 _EXCHANGED = const(4)
+# a characteristic (by value handle): [value, buffer size, append, flags]
+_VALUE = const(0)
+_SIZE = const(1)
+_APPEND = const(2)
+_FLAGS = const(3)
 
 # bluetooth.UUID for 128-bit UUIDs given as text (all the Tap services use): the text itself
 UUID = str
-
-
-def _rec(op, body=b""):
-    # one record: length u16 | op u8 | body (proto/vble.py record())
-    return struct.pack(">HB", len(body) + 1, op) + bytes(body)
 
 
 class Radio:
     def __init__(self, path, mac=None):
         self.path = path
         self.mac = bytes(mac or os.urandom(6))[:6]
-        self._active = False
         self._irq = None
-        self._name = "MPY NIMBLE"
         self._mtu = 256
-        self._chars = {}  # value handle -> [value bytes, buffer size, append, flags]
-        self._table = b""  # SERVICES body
-        self._adv = None  # (adv_data, resp_data) while advertising
+        self._chars = {}  # value handle -> [value, buffer size, append, flags]
+        # whole records (length u16 | op u8 | body: proto/vble.py record()), kept as sent
+        self._table = None  # SERVICES: the GATT table, once registered
+        self._adv = None  # ADV while advertising: adv_len u8 | adv_data | resp_data
         self._centrals = {}  # conn handle -> [stream, handle, addr, mtu, exchanged]
         self._next = 0
-        self._sock = None
-        self._task = None
+        self._sock = None  # the listening socket while active
+        self._task = None  # ... and the task accepting on it
 
     # -- bluetooth.BLE ------------------------------------------------------------------------
     def active(self, on=None):
-        if on is None:
-            return self._active
-        if on and not self._active:
+        if on is None or bool(on) == (self._sock is not None):
+            return self._sock is not None
+        if on:
             try:
                 os.remove(self.path)  # a socket left by an earlier boot
             except OSError:
@@ -106,38 +110,27 @@ class Radio:
             s.setblocking(False)
             self._sock = s
             self._task = asyncio.create_task(self._listen())
-        elif not on and self._active:
-            self._adv = None
-            for c in list(self._centrals.values()):
-                try:
-                    c[_ST].s.close()
-                except OSError:
-                    pass
-            self._centrals = {}
-            if self._task:
-                self._task.cancel()
-            self._sock.close()
+            return True
+        self._adv = None
+        for c in self._centrals.values():
             try:
-                os.remove(self.path)
+                c[_ST].s.close()
             except OSError:
                 pass
-        self._active = bool(on)
-        return self._active
+        self._centrals = {}
+        self._task.cancel()
+        self._sock.close()
+        self._sock = None
+        try:
+            os.remove(self.path)
+        except OSError:
+            pass
+        return False
 
-    def config(self, *args, **kw):
-        if args:
-            name = args[0]
-            if name == "mac":
-                return (0, self.mac)
-            if name == "gap_name":
-                return self._name.encode()
-            if name == "mtu":
-                return self._mtu
-            raise ValueError("unknown config param")
-        if "gap_name" in kw:
-            self._name = str(kw["gap_name"])
-        if "mtu" in kw:
-            mtu = int(kw["mtu"])
+    def config(self, *, gap_name=None, mtu=None):
+        # setting only: the link reads nothing back
+        if mtu is not None:
+            mtu = int(mtu)
             if mtu < _MIN_MTU or mtu > _MAX_MTU:
                 raise ValueError("mtu")
             self._mtu = mtu
@@ -146,28 +139,30 @@ class Radio:
         self._irq = handler
 
     def gap_advertise(self, interval_us, adv_data=None, resp_data=None, connectable=True):
-        if not self._active:
+        if self._sock is None:
             raise OSError(_EINVAL)
         if interval_us is None:
             self._adv = None
         elif connectable:
-            self._adv = (bytes(adv_data or b""), bytes(resp_data or b""))
+            adv = bytes(adv_data or b"")
+            resp = bytes(resp_data or b"")
+            self._adv = struct.pack(">HBB", len(adv) + len(resp) + 2, _ADV, len(adv)) + adv + resp
 
     def gap_disconnect(self, conn):
         c = self._centrals.pop(conn, None)
         if c is None:
             return False
         # the central closes its end on DISCONNECTED; the serving task then ends
-        c[_ST].write(_rec(_DISCONNECTED, b"\x16"))  # 0x16: local host
+        c[_ST].write(struct.pack(">HBB", 2, _DISCONNECTED, 0x16))  # reason 0x16: local host
         if self._irq:
             self._irq(_IRQ_CENTRAL_DISCONNECT, (conn, 0, c[_ADDR]))
         return True
 
     def gatts_register_services(self, services):
-        if not self._active:
+        if self._sock is None:
             raise OSError(_EINVAL)
         self._chars = {}
-        table = []
+        table = b""  # 36 bytes per characteristic
         handles = []
         h = 0
         for svc_uuid, chars in services:
@@ -178,41 +173,30 @@ class Radio:
                 h += 2  # declaration, value
                 self._chars[h] = [b"", _DEFAULT_BUFFER, False, flags]
                 hs.append(h)
-                table.append(
-                    bytes.fromhex(str(svc_uuid).replace("-", ""))
-                    + bytes.fromhex(str(ch[0]).replace("-", ""))
-                    + struct.pack(">HH", h, flags)
-                )
+                table += (bytes.fromhex(str(svc_uuid).replace("-", ""))
+                          + bytes.fromhex(str(ch[0]).replace("-", ""))
+                          + struct.pack(">HH", h, flags))
                 if flags & 0x0030:
                     h += 1  # the CCCD of a notify/indicate characteristic
             handles.append(tuple(hs))
-        self._table = b"".join(table)
+        self._table = struct.pack(">HB", len(table) + 1, _SERVICES) + table
         return tuple(handles)
 
     def gatts_set_buffer(self, handle, size, append=False):
         ch = self._chars.get(handle)
         if ch is None:
-            raise ValueError("invalid handle")
-        ch[1] = size
-        ch[2] = append
+            raise OSError(_EINVAL)
+        ch[_SIZE] = size
+        ch[_APPEND] = append
 
     def gatts_read(self, handle):
         ch = self._chars.get(handle)
         if ch is None:
-            raise ValueError("invalid handle")
-        v = ch[0]
-        if ch[2]:
-            ch[0] = b""
+            raise OSError(_EINVAL)
+        v = ch[_VALUE]
+        if ch[_APPEND]:
+            ch[_VALUE] = b""
         return v
-
-    def gatts_write(self, handle, data, send_update=False):
-        ch = self._chars.get(handle)
-        if ch is None:
-            raise ValueError("invalid handle")
-        ch[0] = bytes(data)
-        if send_update:
-            for conn in self._centrals:
-                self.gatts_notify(conn, handle)
 
     def gatts_notify(self, conn, handle, data=None):
         c = self._centrals.get(conn)
@@ -220,14 +204,18 @@ class Radio:
             raise OSError(_ENOTCONN)
         ch = self._chars.get(handle)
         if ch is None:
-            raise ValueError("invalid handle")
-        v = ch[0] if data is None else bytes(data)
-        if len(v) > c[_CMTU] - 3:
+            raise OSError(_EINVAL)
+        if data is None:
+            data = ch[_VALUE]
+        if len(data) > c[_CMTU] - 3:
             raise OSError(_EINVAL)
         st = c[_ST]
         if len(st.out_buf) > _OUT_MAX:
             raise OSError(_ENOMEM)
-        st.write(_rec(_NOTIFY, struct.pack(">H", handle) + v))
+        # the stream writes at once (or copies what the socket does not take), as the stack
+        # copies a notified value: the caller's buffer is free when this returns
+        st.write(struct.pack(">HBH", len(data) + 3, _NOTIFY, handle))
+        st.write(data)
 
     # -- the socket side ------------------------------------------------------------------------
     async def _listen(self):
@@ -242,71 +230,72 @@ class Radio:
             asyncio.create_task(self._serve(asyncio.StreamReader(c)))
 
     async def _serve(self, st):
+        # b: one record without its length: op u8 | body
         c = None
         try:
             while True:
-                n = struct.unpack(">H", await st.readexactly(2))[0]
+                b = await st.readexactly(2)
+                n = b[0] << 8 | b[1]
                 if n < 1 or n > _MAX_RECORD:
                     break
-                body = await st.readexactly(n)
-                op = body[0]
-                body = body[1:]
+                b = await st.readexactly(n)
+                op = b[0]
                 if c is None:
                     if op == _SCAN:
-                        adv = self._adv
-                        out = b"" if adv is None else bytes((len(adv[0]),)) + adv[0] + adv[1]
-                        st.write(_rec(_ADV, out))
+                        st.write(self._adv or struct.pack(">HB", 1, _ADV))
                         break
-                    if op != _CONNECT or len(body) != 7:
-                        st.write(_rec(_REFUSED, b"connect first"))
-                        break
-                    if self._adv is None:
-                        st.write(_rec(_REFUSED, b"not advertising"))
+                    why = None
+                    if op != _CONNECT or n != 8:  # addr_type u8 | addr 6 B
+                        why = b"connect first"
+                    elif self._adv is None:
+                        why = b"not advertising"
+                    if why:
+                        st.write(struct.pack(">HB", len(why) + 1, _REFUSED) + why)
                         break
                     self._adv = None  # a connection stops advertising
                     self._next += 1
                     h = self._next
-                    c = [st, h, body[1:7], _MIN_MTU, False]
+                    c = [st, h, b[2:8], _MIN_MTU, False]
                     self._centrals[h] = c
-                    st.write(_rec(_CONNECTED, struct.pack(">H", h) + self.mac))
+                    st.write(struct.pack(">HBH", 9, _CONNECTED, h) + self.mac)
                     if self._irq:
-                        self._irq(_IRQ_CENTRAL_CONNECT, (h, body[0], memoryview(c[_ADDR])))
+                        self._irq(_IRQ_CENTRAL_CONNECT, (h, b[1], memoryview(c[_ADDR])))
                 elif self._centrals.get(c[_HANDLE]) is not c:
                     break  # the board disconnected it
-                elif op == _MTU:
-                    if c[_EXCHANGED] or len(body) != 2:
-                        st.write(_rec(_ERROR, bytes((_ATT_REQUEST_NOT_SUPPORTED,))))
+                elif op == _MTU:  # client rx MTU u16
+                    if c[_EXCHANGED] or n != 3:
+                        st.write(struct.pack(">HBB", 2, _ERROR, _ATT_REQUEST_NOT_SUPPORTED))
                     else:
                         c[_EXCHANGED] = True
-                        mtu = c[_CMTU] = max(_MIN_MTU, min(body[0] << 8 | body[1], self._mtu))
-                        st.write(_rec(_MTU_EXCHANGED, struct.pack(">H", mtu)))
+                        mtu = c[_CMTU] = max(_MIN_MTU, min(b[1] << 8 | b[2], self._mtu))
+                        st.write(struct.pack(">HBH", 3, _MTU_EXCHANGED, mtu))
                         if self._irq:
                             self._irq(_IRQ_MTU_EXCHANGED, (c[_HANDLE], mtu))
                 elif op == _DISCOVER:
-                    st.write(_rec(_SERVICES, self._table))
+                    st.write(self._table or struct.pack(">HB", 1, _SERVICES))
                 elif op == _WRITE:  # response u8 | handle u16 | value
-                    request = body[0] == 1
-                    handle = body[1] << 8 | body[2]
-                    value = body[3:]
+                    request = b[1] == 1
+                    handle = b[2] << 8 | b[3]
                     ch = self._chars.get(handle)
                     code = 0
                     if ch is None:
                         code = _ATT_INVALID_HANDLE
-                    elif not ch[3] & (_FLAG_WRITE if request else _FLAG_WRITE_NO_RESPONSE):
+                    elif not ch[_FLAGS] & (_FLAG_WRITE if request else _FLAG_WRITE_NO_RESPONSE):
                         code = _ATT_WRITE_NOT_PERMITTED
-                    elif len(value) > c[_CMTU] - 3:
+                    elif n - 4 > c[_CMTU] - 3:
                         code = _ATT_INVALID_LENGTH
                     if code:
-                        st.write(_rec(_ERROR, bytes((code,)) + b"write refused"))
+                        why = b"write refused"
+                        st.write(struct.pack(">HBB", len(why) + 2, _ERROR, code) + why)
                     else:
-                        if ch[2]:
-                            ch[0] = (ch[0] + value)[: ch[1]]
+                        if ch[_APPEND]:
+                            ch[_VALUE] = (ch[_VALUE] + b[4:])[: ch[_SIZE]]
                         else:
-                            ch[0] = value[: ch[1]]
+                            ch[_VALUE] = b[4 : 4 + ch[_SIZE]]
                         if self._irq:
                             self._irq(_IRQ_GATTS_WRITE, (c[_HANDLE], handle))
                         if request:
-                            st.write(_rec(_WRITTEN, struct.pack(">H", handle)))
+                            st.write(struct.pack(">HBH", 3, _WRITTEN, handle))
                 else:  # DISCONNECT, or anything else
                     break
                 await st.drain()

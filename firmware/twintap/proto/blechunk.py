@@ -1,12 +1,15 @@
-# Legacy BLE chunking of the Tap's LwM2M service ("SPP over BLE"), the same in both
-# directions (spec tap-protocol.md section 8, tap-background.md 5.1):
+# Tap over BLE, the facts the board and the host share (spec tap-protocol.md section 8):
+# the two GATT services, the advertising data, and the legacy chunking of the LwM2M service
+# ("SPP over BLE"), the same in both directions (tap-background.md 5.1):
 #   wrapped = frame | checksum (sum of the frame's bytes mod 256)
 #   pieces of 19 bytes where the piece at offset 0 is the short remainder (len % 19, or 19)
 #   packet  = offset u8 (mod 256) | piece, sent from the highest offset down; offset 0 ends
 # The receiver stores each piece at its offset, ends on offset 0, then checks and strips the
 # checksum; its buffer holds 255 bytes (so a frame is at most 254 bytes).
 # Heap: the sender works in place in one buffer (wrapped frame at [1:], each packet's offset
-# byte written just before its piece), so the board's link needs no packet buffer.
+# byte written just before its piece), so the board's link needs no packet buffer. The
+# board loads this module to register its services and while a central is connected only
+# (links/ble.py).
 from . import DecodeError
 
 try:
@@ -20,6 +23,24 @@ except ImportError:  # CPython
 _PIECE = const(19)  # frame bytes per packet: 20-byte packets, what an ATT MTU of 23 carries
 _MAX_WRAPPED = const(255)  # the reassembly buffer: frame + checksum
 MAX_FRAME = const(254)
+
+# legacy: chunked APDUs both ways; large-frame: one write = one request APDU, one
+# notification = its response
+LEGACY_SERVICE = "6c7b16c2-2a5b-8c9f-cf42-d31425470e7b"
+LEGACY_CHAR = "cc5c5491-b3be-9287-cb42-f7a6a29a50d5"
+FAST_SERVICE = "7c7b16c2-2a5b-8c9f-cf42-d31425470e7b"
+FAST_CHAR = "dc5c5491-b3be-9287-cb42-f7a6a29a50d5"
+
+
+def adv_payload(name):
+    # advertising data: flags (LE general discoverable, no BR/EDR), the legacy service (the
+    # one every Tap has: LEGACY_SERVICE, little-endian), the name (short when it does not
+    # fit); scan response: the complete name
+    nm = name.encode()[:29]
+    short = nm[:8]
+    adv = b"\x02\x01\x06\x11\x06\x7b\x0e\x47\x25\x14\xd3\x42\xcf\x9f\x8c\x5b\x2a\xc2\x16\x7b\x6c"
+    adv += bytes((len(short) + 1, 0x09 if short == nm else 0x08)) + short
+    return adv, bytes((len(nm) + 1, 0x09)) + nm
 
 
 def checksum(data):
