@@ -1,5 +1,5 @@
-# The umqtt.simple adapter: packets built by umqtt.simple itself, on its in-memory socket,
-# byte for byte; the workaround for the 1.7.0 publish() bug. Under pytest and micropython
+# The umqtt.simple adapter: packets built by umqtt.simple itself, on its in-memory socket (the
+# Session), byte for byte; the workaround for the 1.7.0 publish() bug. Under pytest and micropython
 # (umqtt.simple comes from .cache/mpylib, fetched by `make setup`).
 import sys
 
@@ -19,12 +19,11 @@ mqtt = fw("rpz.mqtt")
 from umqtt import simple  # noqa: E402
 
 
-def session():
-    s = mqtt.Session("app1/cid/d1", "localhost", 8883, "app1", "tok", 30)
-    s.pipe = mqtt.Pipe()
+def session(on_message=None):
+    s = mqtt.Session("app1/cid/d1", "localhost", 8883, "app1", "tok", 30, on_message)
     c = simple.MQTTClient("app1/cid/d1", "localhost", 8883, "app1", "tok", 30)
-    c.sock = s.pipe
-    c.set_callback(s._deliver)
+    c.sock = s
+    c.set_callback(on_message)
     s.client = c
     return s
 
@@ -33,30 +32,28 @@ def test_publish_qos1_is_built_by_umqtt():
     s = session()
     pid = s.publish("/t", b"hi", 1)
     assert pid == 1
-    assert bytes(s.pipe.tx) == b"\x32\x08\x00\x02/t\x00\x01hi"
+    assert bytes(s.tx) == b"\x32\x08\x00\x02/t\x00\x01hi"
 
 
 def test_publish_qos0():
     s = session()
     assert s.publish("/t", b"hi", 0) == 0
-    assert bytes(s.pipe.tx) == b"\x30\x06\x00\x02/t" + b"hi"
+    assert bytes(s.tx) == b"\x30\x06\x00\x02/t" + b"hi"
 
 
 def test_incoming_publish_is_parsed_and_acked():
-    s = session()
     got = []
-    s.on_message = lambda t, m: got.append((t, m))
+    s = session(lambda t, m: got.append((t, m)))
     s._handle(b"\x32\x0a\x00\x02/t\x00\x07body")
     assert got == [(b"/t", b"body")]
-    assert bytes(s.pipe.tx) == b"\x40\x02\x00\x07"  # PUBACK from umqtt
+    assert bytes(s.tx) == b"\x40\x02\x00\x07"  # PUBACK from umqtt
 
 
 def test_incoming_qos2_is_taken_as_qos1():
-    s = session()
     got = []
-    s.on_message = lambda t, m: got.append(m)
+    s = session(lambda t, m: got.append(m))
     s._handle(b"\x34\x0a\x00\x02/t\x00\x09body")
-    assert got == [b"body"] and bytes(s.pipe.tx) == b"\x40\x02\x00\x09"
+    assert got == [b"body"] and bytes(s.tx) == b"\x40\x02\x00\x09"
 
 
 def test_puback_and_suback_are_routed():
@@ -105,20 +102,21 @@ def test_workaround_for_the_170_publish_bug():
     class FakeSimple:
         MQTTClient = Buggy170
 
-    mqtt._bug = None
-    assert mqtt._pid_write_bug(FakeSimple) is True
     s = session()
+    mqtt._bug = None
+    assert mqtt._pid_write_bug(FakeSimple, s) is True
+    assert bytes(s.tx) == b""
     c = Buggy170("app1/cid/d1", "localhost", 8883, "app1", "tok", 30)
-    c.sock = s.pipe
+    c.sock = s
     s.client = c
     saved = simple.MQTTClient
     try:
         pid = s.publish("/t", b"hi", 1)
     finally:
         simple.MQTTClient = saved
-    assert pid == 1 and bytes(s.pipe.tx) == b"\x32\x08\x00\x02/t\x00\x01hi"
+    assert pid == 1 and bytes(s.tx) == b"\x32\x08\x00\x02/t\x00\x01hi"
     mqtt._bug = None
-    assert mqtt._pid_write_bug(simple) is False
+    assert mqtt._pid_write_bug(simple, s) is False
 
 
 if __name__ == "__main__":

@@ -2,16 +2,18 @@
 # start-up read of the values the platform holds, events with a persisted monotonically
 # increasing seq through a QoS 1 outbox, and SSR handling with acks on /ack/{refId}.
 # Runs as one task on the app's loop; every wait has a timeout; reconnects with backoff.
-# Heap: options stay in cfg (read where used), the declaration is built when needed and
-# dropped, and SSR errors are TwinErrors that carry their Rapidomize status.
+# Heap: this module holds only the steady-state work (events, the connection loop, routing
+# what comes in). Work done once per connection (declaration, registration, start-up read:
+# rpz/declare.py) or once per server-sent request (rpz/ssr.py) is in modules imported for it
+# and forgotten right after, so that their code goes back to the heap. Options stay in cfg
+# (read where used); nothing of a declaration or a request is kept once it is answered.
 import asyncio
 import json
 import os
 
-from .. import log, store
+from .. import forget, log
 from ..proto import rpzcodes as rc
-from ..ticks import ticks_diff, ticks_ms
-from ..twin import E_NOT_FOUND, E_RIGHTS, Prop, R, TwinError, W, X, rpz_dt
+from ..twin import Prop, R
 from .mqtt import MqttError, Session
 from .outbox import Outbox
 from .topics import Topics
@@ -24,11 +26,9 @@ except ImportError:  # CPython
         return x
 
 
-_STATE = "rpz.json"  # {"digest": what the platform last accepted}
 _DROPPED_ID = const(240)  # Tap variable id of the "events_dropped" counter
 _QUIET = ("platform", "system")  # changes that make no event
 _WINDOW = const(4)  # QoS 1 events in flight at once
-_STATUS = const(0x20)  # a TwinError kind from here up is a Rapidomize status (SSR errors)
 
 
 def parse_broker(url):
@@ -50,27 +50,14 @@ def parse_broker(url):
     return host, port, tls
 
 
-def _plain_ref(ref):
-    # a ref names the ack topic's last level: a number, or 1-64 characters that are not
-    # MQTT level separators or wildcards
-    if _number(ref):
-        return True
-    return (isinstance(ref, str) and 0 < len(ref) <= 64 and "/" not in ref and "+" not in ref
-            and "#" not in ref and "\x00" not in ref)
-
-
-def _number(x):
-    # an integer from JSON (true and false are not numbers here)
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 class RpzClient:
     def __init__(self, cfg, twin, attributes, actions=None, location=None):
         self.cfg = cfg
         self.twin = twin
         self.attributes = attributes
         self.actions = actions or {}
-        self.location = location or cfg.get("location")
+        if location:
+            cfg["location"] = location
         self.topics = Topics(cfg["app_id"], cfg.get("client_id") or "_", cfg.get("icapp_id"))
         self.host, self.port, secure = parse_broker(cfg.get("broker", "mqtts://ics.rapidomize.com"))
         self.tls = None
@@ -85,7 +72,6 @@ class RpzClient:
                 ctx.load_verify_locations(f.read())  # DER; the C method takes no keywords
             ctx.verify_mode = tls.CERT_REQUIRED
             self.tls = ctx
-        self.ssr_max = cfg.get("ssr_max_bytes", 1024)
         self.outbox = Outbox(cfg.get("outbox_max", 64))
         self.live = []  # QoS 0 events waiting for a connection (bounded, oldest dropped)
         self.session = None
@@ -95,11 +81,10 @@ class RpzClient:
         self.last_error = ""
         self.connects = 0
         self._mid = int.from_bytes(os.urandom(2), "big")
-        self._pending = {}  # mid -> [Event, response]
+        self._pending = None  # [mid, Event, response] of our request awaiting its answer
         self._inflight = {}  # packet id -> seq
         self._wake = asyncio.Event()
-        self._window_start = 0
-        self._window_count = 0
+        self._window = [0, 0]  # SSR rate limit: start of the 1 s window, requests in it
         self.dropped = twin.add(Prop(_DROPPED_ID, "events_dropped", 0x23, 1, R))
         self.dropped.value = self.outbox.dropped
         twin.subscribe(self._on_change)
@@ -126,34 +111,6 @@ class RpzClient:
                 self.live.pop(0)
             self.live.append(payload)
         self._wake.set()
-
-    def declaration(self):
-        att = [{"n": k, "v": self.attributes[k]} for k in sorted(self.attributes)]
-        prop = []
-        by_name = self.twin.by_name
-        for n in sorted(by_name):
-            p = by_name[n]
-            d = {"n": n, "dt": rpz_dt(p.type), "rwx": p.rwx, "v": p.value}
-            if p.unit:
-                d["u"] = p.unit
-            prop.append(d)
-        decl = {"att": att, "prop": prop}
-        if self.location:
-            decl["loc"] = self.location
-        return decl
-
-    def digest(self, decl):
-        # what registration depends on: attributes, names, types, rights, units, location;
-        # sha256 of those lines joined by "\n", fed line by line (no joined copy)
-        import binascii
-        import hashlib
-
-        h = hashlib.sha256(json.dumps(decl["att"]).encode())
-        h.update(b"\n")
-        h.update(json.dumps(decl.get("loc")).encode())
-        for d in decl["prop"]:
-            h.update(("\n%s|%s|%d|%s" % (d["n"], d["dt"], d["rwx"], d.get("u", ""))).encode())
-        return binascii.hexlify(h.digest()).decode()
 
     # -- connection ----------------------------------------------------------------------------
     async def run(self):
@@ -183,91 +140,42 @@ class RpzClient:
         timeout = cfg.get("timeout_ms", 10000)
         s = Session(
             self.topics.client_id, self.host, self.port, cfg.get("username") or cfg["app_id"],
-            cfg.get("token", ""), cfg.get("keepalive", 30), self.tls,
-            self.ssr_max + 512,
+            cfg.get("token", ""), cfg.get("keepalive", 30), self._on_message,
+            cfg.get("ssr_max_bytes", 1024) + 512,
         )
-        s.on_message = self._on_message
         s.on_puback = self._on_puback
         s.on_oversize = self._on_oversize
         s.wake = self._wake
         self.session = s
         self._inflight = {}
-        await s.connect(timeout)
+        await s.open(self.tls, timeout)
         for t in self.topics.subscriptions():
             await s.subscribe(t, 1, timeout)
         self.connects += 1
         self.online = True
         self.last_error = ""
         log.info("rpz", "online as %s" % self.topics.client_id)
-        await self._declare()
-        if not self.synced:
-            await self._take_platform_values()
-            self.synced = True
-        await self._send_loop(s)
+        from . import declare
 
-    async def _declare(self):
-        # Register when the declaration differs from the one the platform last accepted.
-        # It goes out as JSON text and is not kept: only its digest is.
-        decl = self.declaration()
-        digest = self.digest(decl)
-        state = store.load(_STATE, {}) or {}
-        if state.get("digest") == digest:
-            if not self.registered:
-                log.info("rpz", "declaration unchanged: not registering again")
-            self.registered = True
-            return
-        n = len(decl["prop"])
-        mid = self._next_mid()
-        body = json.dumps({"mid": mid, "op": rc.PATCH, "msg": decl})
-        decl = None  # as text now: the dicts go before the packet is made
-        self.session.publish(self.topics.register, body, 1)
-        body = None
-        resp = await self._reply(mid, rc.PATCH)
-        status = resp.get("op", 0)
-        if rc.is_error(status) or rc.code_class(status) != 2:
-            why = "%s %s" % (rc.dotted(status), resp.get("err", ""))
-            raise MqttError("registration refused: " + why)
-        state["digest"] = digest
-        store.save(_STATE, state)
-        log.info("rpz", "registered %d properties" % n)
-        self.registered = True
-
-    async def _reply(self, mid, op):
-        # send our request `mid` (register, read), queued, and wait for the platform's answer
-        ev = asyncio.Event()
-        self._pending[mid] = [ev, None]
         try:
-            await self.session.flush()
-            await asyncio.wait_for_ms(ev.wait(), self.cfg.get("timeout_ms", 10000))
+            await declare.register(self)
+            if not self.synced:
+                await declare.take_platform_values(self)
+                self.synced = True
         finally:
-            resp = self._pending.pop(mid)[1]
-        if resp is None:
-            raise MqttError("no answer from the platform to op %d" % op)
-        return resp
-
-    async def _take_platform_values(self):
-        mid = self._next_mid()
-        body = json.dumps({"mid": mid, "op": rc.READ, "msg": {}})
-        self.session.publish(self.topics.register, body, 1)
-        resp = await self._reply(mid, rc.READ)
-        items = resp.get("msg")
-        if rc.code_class(resp.get("op", 0)) != 2 or not isinstance(items, list):
-            return
-        for it in items:
-            try:
-                p = self.twin.get(it["n"])
-                if p.rwx & W and "v" in it and it["v"] is not None:
-                    self.twin.write(p, it["v"], "platform")
-            except (TwinError, KeyError, TypeError) as e:
-                log.warn("rpz", "platform value ignored: %s" % e)
+            forget("rpz.declare")
+        declare = None  # this frame lives as long as the session: let the module go
+        await self._send_loop(s)
 
     async def _send_loop(self, s):
         topic = self.topics.icapp_event or self.topics.event
         inflight = self._inflight
         while s.connected:
             self._wake.clear()
-            while self.live:
-                s.publish(topic, self.live.pop(0), 0)
+            if self.live:
+                while self.live:
+                    s.publish(topic, self.live.pop(0), 0)
+                self.live = []  # not the list grown while offline: its room goes back too
             items = self.outbox.items
             if len(inflight) < _WINDOW and len(items) > len(inflight):
                 sent = inflight.values()
@@ -276,7 +184,7 @@ class RpzClient:
                         break
                     if seq not in sent:
                         inflight[s.publish(topic, payload, 1)] = seq
-            if s.pipe.tx:
+            if s.tx:
                 await s.flush()
             # set by a change, a PUBACK, the session's keepalive ticks (<= 1 s) and its end
             await self._wake.wait()
@@ -288,153 +196,33 @@ class RpzClient:
             self.outbox.ack(seq)
             self._wake.set()
 
-    # -- server-sent requests ------------------------------------------------------------------
+    # -- what the platform sends -----------------------------------------------------------------
     def _on_message(self, topic, raw):
-        # topic: bytes, as umqtt.simple gives it
+        # topic: bytes, as umqtt.simple gives it. A status with the mid of our own request
+        # (register, read) answers it; anything else is a server-sent request.
         try:
             obj = json.loads(raw)
         except (ValueError, UnicodeError):
             obj = None
-        if isinstance(obj, dict) and not rc.is_request(obj.get("op", 0) if isinstance(
-                obj.get("op"), int) else 0):
-            pend = self._pending.get(obj.get("mid"))
-            if pend is not None:  # the platform's answer to our register or read
-                pend[1] = obj
-                pend[0].set()
+        p = self._pending
+        if p is not None and isinstance(obj, dict) and obj.get("mid") == p[0]:
+            op = obj.get("op")
+            if not rc.is_request(op if isinstance(op, int) else 0):
+                p[2] = obj
+                p[1].set()
                 return
-        # the topic for every instance is the only one without "/cid/"
-        self._answer(b"/cid/" not in topic, obj, len(raw))
+        from . import ssr
+
+        try:  # the topic for every instance is the only one without "/cid/"
+            ssr.answer(self, b"/cid/" not in topic, obj, len(raw))
+        finally:
+            forget("rpz.ssr")
 
     def _on_oversize(self, prefix):
-        # A PUBLISH too large to hold: PUBACK it (umqtt never saw it) and answer 0x8D.
-        n = 2
-        while prefix[n - 1] & 0x80:
-            n += 1
-        tlen = (prefix[n] << 8) | prefix[n + 1]
-        body = n + 2 + tlen
-        if prefix[0] & 6:
-            self.session.pipe.write(bytes((0x40, 2, prefix[body], prefix[body + 1])))
-            body += 2
-        mid = None
-        text = prefix[body:]
-        i = text.find(b'"mid"')
-        if i >= 0:
-            j = i + 5
-            while j < len(text) and text[j : j + 1] in b' :':
-                j += 1
-            k = j
-            while k < len(text) and 48 <= text[k] <= 57:
-                k += 1
-            if k > j:
-                mid = int(text[j:k])
-        self._ack(mid, None, rc.PAYLOAD_TOO_LARGE, "payload above %d bytes" % self.ssr_max)
+        # A PUBLISH too large to hold (`prefix`: its start): PUBACK it, answer 0x8D.
+        from . import ssr
 
-    def _answer(self, every, obj, size):
-        # every: the request came on the topic for every instance of the app
-        mid = obj.get("mid") if isinstance(obj, dict) else None
-        ref = obj.get("ref") if isinstance(obj, dict) else None
         try:
-            if size > self.ssr_max:
-                raise TwinError(rc.PAYLOAD_TOO_LARGE, "payload above %d bytes" % self.ssr_max)
-            self._count_request()
-            if not isinstance(obj, dict) or "op" not in obj:
-                raise TwinError(rc.BAD_REQUEST, "not a request object")
-            if ref is not None and not _plain_ref(ref):
-                ref = None  # it would not make a topic: the ack goes to the mid
-                raise TwinError(rc.BAD_REQUEST, "ref must be a number or a plain string")
-            if not (mid is None and ref is not None or _number(mid)):
-                raise TwinError(rc.BAD_REQUEST, "mid must be a number")
-            op = obj["op"]
-            if not _number(op) or not rc.NOP <= op <= rc.INFO:
-                raise TwinError(rc.BAD_REQUEST, "op is not a request op-code")
-            if every and op not in (rc.WRITE, rc.UPDATE, rc.EXEC):
-                raise TwinError(rc.FORBIDDEN, "only write and exec are sent to every instance")
-            result = self._execute(op, obj.get("msg"))
-            self._ack(mid, ref, op, None, result)
-        except TwinError as e:
-            status = e.kind
-            if status < _STATUS:  # the twin's own errors
-                status = rc.NOT_ACCEPTABLE
-                if e.kind == E_NOT_FOUND:
-                    status = rc.NOT_FOUND
-                elif e.kind == E_RIGHTS:
-                    status = rc.FORBIDDEN
-            self._ack(mid, ref, status, str(e))
-        except Exception as e:  # never let one request take the client down
-            log.error("rpz", "SSR failed: %r" % e)
-            self._ack(mid, ref, rc.INTERNAL_SERVER_ERROR, "internal error")
-
-    def _count_request(self):
-        # at most ssr_per_s requests in each 1 s window
-        now = ticks_ms()
-        if ticks_diff(now, self._window_start) >= 1000:
-            self._window_start = now
-            self._window_count = 0
-        self._window_count += 1
-        rate = self.cfg.get("ssr_per_s", 20)
-        if self._window_count > rate:
-            raise TwinError(rc.TOO_MANY_REQUESTS, "more than %d requests/s" % rate)
-
-    def _ack(self, mid, ref, op, err, msg=None):
-        ref_id = ref if ref is not None else (mid if _number(mid) else 0)
-        body = {"mid": mid, "op": op}
-        if err is None:
-            body["msg"] = msg
-        else:
-            body["err"] = err
-        if self.session is not None:
-            self.session.publish(self.topics.ack(ref_id), json.dumps(body), 1)
-
-    def _names(self, msg):
-        # {} -> all, {"n": x} -> [x], [x, y] or [{"n": x}, ...] -> those
-        if msg is None or msg == {}:
-            return None
-        if isinstance(msg, dict):
-            if "n" not in msg:
-                raise TwinError(rc.BAD_REQUEST, "property name 'n' missing")
-            return [msg["n"]]
-        if isinstance(msg, list):
-            return [m["n"] if isinstance(m, dict) and "n" in m else m for m in msg]
-        raise TwinError(rc.BAD_REQUEST, "msg must be an object or an array")
-
-    def _prop(self, name, right):
-        if not isinstance(name, str):
-            raise TwinError(rc.BAD_REQUEST, "property name must be a string")
-        p = self.twin.get(name)
-        if not p.rwx & right:
-            raise TwinError(rc.FORBIDDEN, "%s does not allow %s" % (
-                name, "read" if right == R else "write" if right == W else "execute"))
-        return p
-
-    def _execute(self, op, msg):
-        if op == rc.NOP:
-            return None
-        if op == rc.READ:
-            names = self._names(msg)
-            if names is None:
-                return [{"n": p.name, "v": p.value} for p in self.twin.props.values()
-                        if p.rwx & R]
-            out = [{"n": n, "v": self._prop(n, R).value} for n in names]
-            return out[0] if isinstance(msg, dict) else out
-        if op == rc.WRITE or op == rc.UPDATE:
-            items = msg if isinstance(msg, list) else [msg]
-            todo = []
-            for it in items:
-                if not isinstance(it, dict) or "n" not in it or "v" not in it:
-                    raise TwinError(rc.BAD_REQUEST, "write needs {\"n\", \"v\"}")
-                todo.append((self._prop(it["n"], W), it["v"]))
-            for p, v in todo:  # all checked first: a bad item changes nothing
-                self.twin._check(p, v)
-            out = [{"n": p.name, "v": self.twin.write(p, v, "rpz")} for p, v in todo]
-            return out if isinstance(msg, list) else out[0]
-        if op == rc.EXEC:
-            if not isinstance(msg, dict) or "n" not in msg:
-                raise TwinError(rc.BAD_REQUEST, "exec needs {\"n\"}")
-            p = self._prop(msg["n"], X)
-            fn = self.actions.get(p.name)
-            if fn is None:
-                raise TwinError(rc.NOT_FOUND, "%s has nothing to execute" % p.name)
-            return {"n": p.name, "v": fn(msg.get("v"))}
-        if op == rc.INFO:
-            return self.declaration()
-        raise TwinError(rc.FORBIDDEN, "%s is not allowed on this device" % rc.name(op))
+            ssr.too_large(self, prefix)
+        finally:
+            forget("rpz.ssr")

@@ -22,13 +22,10 @@ class Outbox:
         self.floor = st.get("floor", 0)  # events up to here were dropped (counted already)
         self._lines = 0
         self._torn = False  # the log ends in a torn line: start the next on a new line
-        self._load()
-
-    def _load(self):
         try:
             f = open(_LOG)
         except OSError:
-            try:  # power lost inside _rewrite, between the remove and the rename
+            try:  # power lost while the log was rewritten, between the remove and the rename
                 f = open(_LOG + ".tmp")
             except OSError:
                 return
@@ -55,13 +52,21 @@ class Outbox:
 
     def add(self, seq, payload):
         # Keep an event until its PUBACK; drop (and count) the oldest when full.
-        if len(self.items) >= self.limit:
-            self.floor = self.items.pop(0)[0]
+        items = self.items
+        if len(items) >= self.limit:
+            self.floor = items.pop(0)[0]
             self.dropped += 1
             self._save_ack()
-        self.items.append((seq, payload))
+        items.append((seq, payload))
         if self._lines >= 2 * self.limit:
-            self._rewrite()
+            # a long outage: keep the log as long as what it still has to deliver
+            tmp = _LOG + ".tmp"
+            with open(tmp, "w") as f:
+                for i in range(len(items) - 1):
+                    f.write(json.dumps(items[i]))
+                    f.write("\n")
+            store.replace(tmp, _LOG)
+            self._lines = len(items) - 1
         with open(_LOG, "a") as f:
             if self._torn:
                 f.write("\n")
@@ -70,33 +75,22 @@ class Outbox:
             f.write("\n")
         self._lines += 1
 
-    def _rewrite(self):
-        # a long outage: keep the log as long as what it still has to deliver
-        tmp = _LOG + ".tmp"
-        with open(tmp, "w") as f:
-            for i in range(len(self.items) - 1):
-                f.write(json.dumps(self.items[i]))
-                f.write("\n")
-        store.replace(tmp, _LOG)
-        self._lines = len(self.items) - 1
-
     def ack(self, seq):
         # PUBACK of event `seq`. Everything below the oldest pending event is done.
-        for i in range(len(self.items)):
-            if self.items[i][0] == seq:
-                self.items.pop(i)
+        items = self.items
+        for i in range(len(items)):
+            if items[i][0] == seq:
+                items.pop(i)
                 break
         else:
             return  # dropped meanwhile, or a duplicate PUBACK
-        self.acked = self.items[0][0] - 1 if self.items else self.seq
+        self.acked = items[0][0] - 1 if items else self.seq
         self._save_ack()
-        if not self.items:
+        if not items:
             store.remove(_LOG)
             self._lines = 0
+            self.items = []  # not the list grown during an outage: its room goes back too
 
     def _save_ack(self):
         store.save(_ACK, {"acked": self.acked, "seq": self.seq, "dropped": self.dropped,
                           "floor": self.floor})
-
-    def __len__(self):
-        return len(self.items)
