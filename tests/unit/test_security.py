@@ -386,6 +386,35 @@ def test_hashed_login_and_uid_login():
         b.close()
 
 
+def test_login_code_is_loaded_for_a_login_and_dropped_after():
+    # tap/login.py (and the SCRAM/AES codecs) stay in the heap only while a session needs
+    # them: a SCRAM exchange in progress or an encrypted channel
+    import sys
+
+    b = Board()
+    login = fw("tap.auth").__name__.rsplit(".", 1)[0] + ".login"
+    try:
+        s = b.session()
+        assert b.req(s, POST, "/1024//0", login_body("admin", "admin"))[0] == 0x44
+        assert login not in sys.modules
+        assert b.req(s, PUT, "/1024//6", b"\x00\x18")[0] == 0x44  # SCRAM on
+        assert b.req(s, POST, "/1024//1")[0] == 0x44
+        assert login not in sys.modules
+        cn = 0x01020304
+        st, data = b.req(s, GET, "/1024//40", scram.encode_login("admin", cn))
+        assert st == 0x45 and login in sys.modules  # between /1024//40 and /1024//41
+        sn, salt, it = scram.decode_login_reply(data)
+        stored, _ = scram.keys_from_hash(scram.hash_password("admin"), salt, it)
+        assert b.req(s, GET, "/1024//41", scram.client_proof(stored, cn, sn))[0] == 0x45
+        assert login in sys.modules  # the encrypted channel is open
+        s.key = None  # as at the end of the channel
+        assert b.req(s, GET, "/1024//7")[0] == 0x45
+        assert b.req(s, POST, "/1024//1")[0] == 0x44
+        assert login not in sys.modules
+    finally:
+        b.close()
+
+
 def test_scram_login_and_encrypted_session():
     b = Board()
     try:
