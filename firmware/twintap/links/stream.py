@@ -22,22 +22,25 @@ _BAD = frame.encode_response(tapcodes.BAD_REQUEST)
 
 
 class StreamLink:
+    pending = b""  # bytes read past the current request
+    resyncs = 0
+
     def __init__(self, name, reader, writer, dispatcher, idle_ms=100, peer=None):
-        self.name = name
+        # (the link's name is its session's: self.session.link)
         self.reader = reader
         self.writer = writer
         self.dispatcher = dispatcher
         self.idle_ms = idle_ms
         self.session = Session(name, peer)
-        self.buf = bytearray(_BUF)
-        self.mv = memoryview(self.buf)
-        self.pending = b""  # bytes read past the current request
-        self.resyncs = 0
+        self.mv = memoryview(bytearray(_BUF))  # the request being received
 
-    async def _fill(self, n, first_wait):
-        # Read until self.buf holds n bytes; False on idle timeout (or EOF -> raises).
-        have = self._have
-        while have < n:
+    async def _fill(self, have, n, first_wait):
+        # Read until the buffer holds n bytes (it holds `have`) -> how many it holds: fewer
+        # than n on idle timeout; EOF raises. With n = 0: drop what comes until the line is
+        # idle (the resynchronisation).
+        if n == 0:
+            self.pending = b""
+        while have < n or n == 0:
             if self.pending:
                 chunk = self.pending
             else:
@@ -47,56 +50,44 @@ class StreamLink:
                     else:
                         chunk = await asyncio.wait_for_ms(self.reader.read(_BUF), self.idle_ms)
                 except asyncio.TimeoutError:
-                    self._have = have
-                    return False
+                    return have
                 if not chunk:
                     raise EOFError
+                if n == 0:
+                    continue
             take = min(n - have, len(chunk))
             self.mv[have : have + take] = chunk[:take]
             self.pending = chunk[take:]
             have += take
-        self._have = have
-        return True
-
-    async def _drain_until_idle(self):
-        self.pending = b""
-        while True:
-            try:
-                chunk = await asyncio.wait_for_ms(self.reader.read(_BUF), self.idle_ms)
-            except asyncio.TimeoutError:
-                return
-            if not chunk:
-                raise EOFError
-
-    async def _send(self, data):
-        self.writer.write(data)
-        await self.writer.drain()
+        return have
 
     async def serve(self):
+        mv = self.mv
         try:
             while True:
-                self._have = 0
-                await self._fill(1, False)
-                if not await self._fill(5, True):
-                    await self._reject("truncated header")
-                    continue
-                try:
-                    frame.check_apdu_header(self.buf)
-                except DecodeError as e:
-                    await self._drain_until_idle()
-                    await self._reject(str(e))
-                    continue
-                n = frame.apdu_length(self.buf)
-                if not await self._fill(n, True):
-                    await self._reject("Lc larger than the data")
-                    continue
-                await self._send(self.dispatcher.handle(self.mv[:n], self.session))
+                have = await self._fill(0, 1, False)
+                why = None
+                if await self._fill(have, 5, True) < 5:
+                    why = "truncated header"
+                else:
+                    try:
+                        frame.check_apdu_header(mv)
+                    except DecodeError as e:
+                        await self._fill(5, 0, True)
+                        why = str(e)
+                    else:
+                        n = frame.apdu_length(mv)
+                        if await self._fill(5, n, True) == n:
+                            out = self.dispatcher.handle(mv[:n], self.session)
+                        else:
+                            why = "Lc larger than the data"
+                if why is not None:
+                    self.resyncs += 1
+                    log.debug("link", self.session.link + " resync: " + why)
+                    out = _BAD
+                self.writer.write(out)
+                await self.writer.drain()
         except EOFError:
             pass
         except OSError as e:
-            log.warn("link", self.name + " closed: " + str(e))
-
-    async def _reject(self, why):
-        self.resyncs += 1
-        log.debug("link", self.name + " resync: " + why)
-        await self._send(_BAD)
+            log.warn("link", self.session.link + " closed: " + str(e))

@@ -6,20 +6,6 @@ from .. import log
 from .stream import StreamLink
 
 
-def peer_host(addr):
-    # the client's host from asyncio's "peername": ("ip", port) on the ESP32, a raw sockaddr
-    # on the unix port (family u16 little-endian, port, then the IPv4 or IPv6 address)
-    if isinstance(addr, (tuple, list)) and addr:
-        return str(addr[0])
-    if isinstance(addr, (bytes, bytearray)) and len(addr) >= 8:
-        family = addr[0] | addr[1] << 8
-        if family == 2:
-            return "%d.%d.%d.%d" % tuple(addr[4:8])
-        if family == 10 and len(addr) >= 24:
-            return bytes(addr[8:24]).hex()
-    return "?"
-
-
 class TcpServer:
     def __init__(self, dispatcher, host="0.0.0.0", port=2000, idle_ms=500):
         self.dispatcher = dispatcher
@@ -36,10 +22,22 @@ class TcpServer:
     async def _client(self, reader, writer):
         self.clients += 1
         peer = "tcp#%d" % self.clients
+        # the client's host from asyncio's "peername": ("ip", port) on the ESP32, a raw
+        # sockaddr on the unix port (family u16 little-endian, port, then the IPv4 or IPv6
+        # address)
+        host = "?"
         try:
-            host = peer_host(writer.get_extra_info("peername"))
+            addr = writer.get_extra_info("peername")
+            if isinstance(addr, (tuple, list)) and addr:
+                host = str(addr[0])
+            elif isinstance(addr, (bytes, bytearray)) and len(addr) >= 8:
+                family = addr[0] | addr[1] << 8
+                if family == 2:
+                    host = "%d.%d.%d.%d" % tuple(addr[4:8])
+                elif family == 10 and len(addr) >= 24:
+                    host = bytes(addr[8:24]).hex()
         except (AttributeError, KeyError, TypeError):
-            host = "?"
+            pass
         log.info("tcp", peer + " connected from " + host)
         try:
             link = StreamLink(peer, reader, writer, self.dispatcher, self.idle_ms, "tcp:" + host)

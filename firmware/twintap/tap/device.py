@@ -1,5 +1,4 @@
 # Device service, LwM2M object 3 (spec tap-protocol.md section 6, "device").
-import gc
 import struct
 import sys
 import time
@@ -35,83 +34,69 @@ def firmware_version():
 
 
 class System:
-    # What the device service needs from the app: reboot, factory reset, errors, clock.
+    # What the device service needs from the app: reboot, factory reset, errors, clock
+    # (unix time = the port's time.time() + _EPOCH + clock_offset); mount() makes it the
+    # service of /3 itself: identity, reboot, factory reset, memory, error code, clock. The
+    # read-only resources are made when asked for rather than kept.
+    last_error = 0  # (class defaults: an instance's dict holds them once they change)
+    clock_offset = 0
+
     def __init__(self, platform, reboot, factory_reset):
         self.platform = platform
         self.reboot = reboot
         self.factory_reset = factory_reset
-        self.last_error = 0
-        self.clock_offset = 0
-
-    def unix_time(self):
-        return time.time() + _EPOCH + self.clock_offset
-
-
-def mount(d, system, board):
-    d.register(_OBJ, Device(system, board))
-
-
-class Device:
-    # The service of /3: identity, reboot, factory reset, memory, error code, clock.
-    def __init__(self, system, board):
-        self.system = system
-        self.name = board.get("name", system.platform.name)
-        self.vcc_mv = board.get("vcc_mv", 3300)
 
     def serve(self, s, m, inst, res, p):
-        system = self.system
         if res <= 3 or res == 6 or res == 7 or res == 10:
             if m == _GET:
-                return self.read(res)
+                if res == 0:
+                    return b"twintap"
+                if res == 1:
+                    return self.name.encode()
+                if res == 2:
+                    return serial_number(self.platform.unique_id()).encode()
+                if res == 3:
+                    return firmware_version().encode()
+                if res == 6:
+                    return bytes((_DC,))
+                if res == 7:
+                    return struct.pack(">I", self.vcc_mv)
+                import gc
+
+                gc.collect()  # /3//10: what is really free, not what garbage hides
+                return struct.pack(">I", self.platform.mem_free())
         elif res == 4:
             if m == _POST:
-                return system.reboot()
+                return self.reboot()
         elif res == 5:
             if m == _POST:
-                return system.factory_reset()
+                return self.factory_reset()
         elif res == 11:
             if m == _GET:
-                return struct.pack(">I", system.last_error)
+                return struct.pack(">I", self.last_error)
             if m == _POST:
-                system.last_error = _u32(p)
+                self.last_error = _u32(p)
                 return None
         elif res == 12:
             if m == _POST:
-                system.last_error = 0
+                self.last_error = 0
                 return None
         elif res == 13:
             if m == _GET:
-                return self.get_time()
+                t = time.gmtime(int(time.time() + _EPOCH + self.clock_offset) - _EPOCH)
+                return ("%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6]).encode()
             if m == _PUT:
-                return self.put_time(p)
+                self.clock_offset = _u32(p) - (time.time() + _EPOCH)
+                return None
         else:
             return NO_RESOURCE
         return NO_METHOD
 
-    def read(self, res):
-        # the read-only resources, made when asked for rather than kept
-        plat = self.system.platform
-        if res == 0:
-            return b"twintap"
-        if res == 1:
-            return self.name.encode()
-        if res == 2:
-            return serial_number(plat.unique_id()).encode()
-        if res == 3:
-            return firmware_version().encode()
-        if res == 6:
-            return bytes((_DC,))
-        if res == 7:
-            return struct.pack(">I", self.vcc_mv)
-        gc.collect()  # /3//10: what is really free, not what garbage hides
-        return struct.pack(">I", plat.mem_free())
 
-    def get_time(self):
-        t = time.gmtime(int(self.system.unix_time()) - _EPOCH)
-        return ("%04d-%02d-%02dT%02d:%02d:%02dZ" % t[:6]).encode()
-
-    def put_time(self, p):
-        self.system.clock_offset = _u32(p) - (time.time() + _EPOCH)
+def mount(d, system, board):
+    system.name = board.get("name", system.platform.name)
+    system.vcc_mv = board.get("vcc_mv", 3300)
+    d.register(_OBJ, system)
 
 
 def _u32(p):
