@@ -16,24 +16,11 @@ from .twin import Prop, Twin, TwinError, parse_rwx
 _REBOOT_DELAY_MS = 200  # let the response to /3//4 or /3//5 leave first
 
 
-def build_twin(platform, board, config, twin=None):
-    # Board-file properties, then those the configuration adds -> twin entries, with their
-    # sources from the platform
-    twin = twin or Twin()
-    for d in board.get("properties", []) + config.get("properties", []):
-        t = values.type_code(d["type"])
-        p = Prop(
-            d["id"], d["name"], t, d.get("count", 1), parse_rwx(d.get("rwx", "r")),
-            d.get("unit", ""), d.get("bundle", 0), d.get("persist", False),
-            platform.source(d.get("source")), True, d.get("value"),
-        )
-        p.sample_ms = d.get("sample_ms", 0)
-        p.deadband = d.get("deadband", 0)
-        twin.add(p)
-    return twin
-
-
 class App:
+    ble = None
+    tcp = None
+    rpz = None
+
     def __init__(self, platform, board, config, uart=None, uart_name=None, ble=None,
                  ble_label=None):
         self.platform = platform
@@ -41,15 +28,27 @@ class App:
         self.config = config
         self.uart = uart
         self.uart_name = uart_name
-        self.boot_ms = time.ticks_ms()
-        self.twin = build_twin(platform, board, config)
+        boot_ms = time.ticks_ms()
+        # board-file properties, then those the configuration adds -> twin entries, with
+        # their sources from the platform
+        self.twin = twin = Twin()
+        for d in board.get("properties", []) + config.get("properties", []):
+            p = Prop(
+                d["id"], d["name"], values.type_code(d["type"]), d.get("count", 1),
+                parse_rwx(d.get("rwx", "r")), d.get("unit", ""), d.get("bundle", 0),
+                d.get("persist", False), platform.source(d.get("source")), True, d.get("value"),
+            )
+            if d.get("sample_ms"):  # (most properties keep the class defaults: 0)
+                p.sample_ms = d["sample_ms"]
+            if d.get("deadband"):
+                p.deadband = d["deadband"]
+            twin.add(p)
         board.pop("properties", None)  # built: their heap comes back before the rest loads
         config.pop("properties", None)
         self.tapcfg = TapConfig(self.twin, board)
         self.system = device.System(platform, self.reboot, self.factory_reset)
         self.dispatcher = d = Dispatcher()
         protocols = interface.WIFI | interface.UART
-        self.ble = None
         self.ble_label = ble_label
         if ble:  # (radio, UUID type) from the platform
             from .links.ble import PREFERRED_MTU, BleLink
@@ -59,13 +58,11 @@ class App:
             self.ble = BleLink(ble[0], ble[1], d, name, mtu, board.get("ble_piece", 0))
             protocols |= interface.BLE
         device.mount(d, self.system, board)
-        interface.mount(d, self.tapcfg, protocols, self.boot_ms)
+        interface.mount(d, self.tapcfg, protocols, boot_ms)
         variables.mount(d, self.twin, self.tapcfg)
         groups.mount(d, self.tapcfg)
         auth.mount(d, auth.Auth(self.tapcfg, config.get("tap", {})))
         target.mount(d)
-        self.tcp = None
-        self.rpz = None
         rpz_cfg = config.get("rpz")
         if rpz_cfg and rpz_cfg.get("app_id"):
             from .rpz.client import RpzClient

@@ -2,7 +2,7 @@
 # and provisioned Tap users applied, by the boot-only bootcfg.py):
 #   - safe mode: why the board runs without (part of) its configuration, said at every boot;
 #   - Wi-Fi joined from config.json "wifi", or given over Improv Wi-Fi (links/improv.py);
-#   - status(): what `twintap doctor` reads from the REPL.
+#   - status(): what `twintap doctor` reads from the REPL (put together by status.py).
 # Hardware comes from the injected platform (platform.wifi(board)); nothing is imported here.
 import asyncio
 
@@ -24,13 +24,14 @@ def safe_mode(why):
 
 class Wifi:
     # One station: join with a timeout, keep the configured network, report its state.
+    ssid = ""  # (class defaults until the first join)
+    ip = ""
+    error = ""
+    joining = False
+
     def __init__(self, driver):
         self.drv = driver
         self.state = "absent" if driver is None else "idle"
-        self.ssid = ""
-        self.ip = ""
-        self.error = ""
-        self.joining = False
 
     async def join(self, ssid, password, timeout_ms=20000):
         # -> (True, "") once connected, or (False, why); never raises
@@ -89,15 +90,12 @@ class Wifi:
     def scan(self):
         return self.drv.scan() if self.drv is not None else []
 
-    def snapshot(self):
-        d = {"state": self.state, "ssid": self.ssid, "ip": self.ip, "error": self.error}
-        if self.drv is not None and self.state == "connected":
-            d["rssi"] = self.drv.rssi()
-        return d
-
 
 class Onboard:
     # What the App gets from this module: Wi-Fi, Improv on its links.
+    improv = None
+    tcp_port = 0
+
     def __init__(self, app):
         global _app
         _app = app
@@ -122,8 +120,6 @@ class Onboard:
         # Improv needs Wi-Fi; its service (links/improv.py) is made for the first serial link
         info = ("twintap", VERSION, hw, name + ("-" + serial if serial else ""))
         self._improv_info = info if drv else None
-        self.improv = None
-        self.tcp_port = 0
 
     def _improv(self):
         if self.improv is None and self._improv_info is not None:
@@ -173,27 +169,11 @@ class Onboard:
 
 
 def status():
-    # everything `twintap doctor` reports about the running (or just interrupted) firmware
-    import gc
+    # everything `twintap doctor` reports; status.py is loaded for the call only
+    from . import forget
+    from .status import report
 
-    out = {"safe_mode": _safe, "recent": log.recent(), "log_dropped": log.dropped,
-           "mem_free": gc.mem_free()}
-    a = _app
-    if a is None:
-        return out
-    out["wifi"] = a.onboard.wifi.snapshot()
-    r = a.rpz
-    if r is None:
-        out["mqtt"] = {"state": "not configured"}
-    else:
-        out["mqtt"] = {"state": "online" if r.online else "offline", "connects": r.connects,
-                       "registered": r.registered, "last_error": r.last_error,
-                       "broker": "%s:%d" % (r.host, r.port)}
-    ble = getattr(a, "ble", None)
-    if ble is None:
-        out["ble"] = {"state": "absent"}
-    elif hasattr(ble, "status"):
-        out["ble"] = ble.status()
-    else:
-        out["ble"] = {"state": "present"}
-    return out
+    try:
+        return report()
+    finally:
+        forget("status")

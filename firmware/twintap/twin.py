@@ -51,25 +51,44 @@ def rpz_dt(t):
 
 
 class Prop:
+    # What most properties share is kept here, on the class: an instance holds only id, name,
+    # type, rights, value and what differs from these (a smaller attribute dict per property).
+    count = 1
+    unit = ""
+    bundle = 0
+    persist = False
+    source = None  # platform source: .read() and/or .write(v)
+    builtin = False  # declared by the board file: type and count are fixed
+    address = 0
+    domain = values.DOMAIN_VOLATILE
+    sample_ms = 0
+    deadband = 0
+
     def __init__(self, pid, name, t, count=1, rwx=R, unit="", bundle=0, persist=False,
                  source=None, builtin=False, value=None, domain=None, address=0):
         self.id = pid
         self.name = name
         self.type = t
-        self.count = count
         self.rwx = rwx
-        self.unit = unit
-        self.bundle = bundle
-        self.persist = persist
-        self.source = source  # platform source: .read() and/or .write(v)
-        self.builtin = builtin  # declared by the board file: type and count are fixed
-        self.address = address
+        if count != 1:
+            self.count = count
+        if unit:
+            self.unit = unit
+        if bundle:
+            self.bundle = bundle
+        if persist:
+            self.persist = persist
+        if source is not None:
+            self.source = source
+        if builtin:
+            self.builtin = builtin
+        if address:
+            self.address = address
         if domain is None:
             domain = values.DOMAIN_STATIC if persist else values.DOMAIN_VOLATILE
-        self.domain = domain
+        if domain != values.DOMAIN_VOLATILE:
+            self.domain = domain
         self.value = self.default() if value is None else value
-        self.sample_ms = 0
-        self.deadband = 0
 
     def default(self):
         if self.type == values.ASCII:
@@ -90,12 +109,19 @@ class Prop:
 
 
 class Bundle:
+    name = ""
+    period = 0  # data-log period, ms
+    builtin = False
+
     def __init__(self, bid, name="", acl=None, period=0, builtin=False):
         self.id = bid
-        self.name = name
         self.acl = acl if acl is not None else {}  # group id -> rights bits (2 write, 1 read)
-        self.period = period  # data-log period, ms
-        self.builtin = builtin
+        if name:
+            self.name = name
+        if period:
+            self.period = period
+        if builtin:
+            self.builtin = builtin
 
 
 class Twin:
@@ -104,7 +130,6 @@ class Twin:
         self.props = {}  # id -> Prop
         self.by_name = {}
         self.bundles = {}  # id -> Bundle
-        self.attributes = {}  # Rapidomize attributes: make, model, serial, ...
         self._subs = []
         self._saved = store.load(path, {}) or {}
 
@@ -124,11 +149,6 @@ class Twin:
         if prop.source is not None and hasattr(prop.source, "write"):
             prop.source.write(prop.value)
         return prop
-
-    def remove(self, pid):
-        p = self.props.pop(pid, None)
-        if p is not None:
-            self.by_name.pop(p.name, None)
 
     def rename(self, prop, name):
         if name != prop.name and name in self.by_name:

@@ -1,8 +1,10 @@
 # The unix port as a board (the virtual board): the working directory is the flash, a pty
 # stands in for the UART, and the "efuse" chip id is a file that factory reset never erases.
 import gc
+import math
 import os
 import sys
+import time
 
 REBOOT_EXIT = 75  # exit status that asks the virtual-board supervisor to start us again
 REBOOT_LINE = "[I][platform] rebooting"
@@ -11,9 +13,8 @@ _EFUSE = ".efuse"
 
 class Platform:
     name = "unix"
-
-    def __init__(self):
-        self._uid = None
+    _uid = None
+    mem_free = staticmethod(gc.mem_free)
 
     def unique_id(self):
         if self._uid is None:
@@ -27,9 +28,6 @@ class Platform:
                 with open(_EFUSE, "wb") as f:
                     f.write(self._uid)
         return self._uid
-
-    def mem_free(self):
-        return gc.mem_free()
 
     def open_uart(self, board_uart, path):
         # A tty in raw mode with VMIN=0/VTIME=0, so that read(n) returns what is there
@@ -63,44 +61,34 @@ class Platform:
         sys.exit(REBOOT_EXIT)
 
 
-class _Sine:
-    # simulated sensor: min..max over period_s, with a little noise
-    def __init__(self, spec):
-        import math
-        import time
+class _Sim:
+    # simulated sensor: "sine", min..max over period_s with a little noise; or "counter"
+    sine = None  # (min, max, period_s) for a sine
 
-        self._sin = math.sin
-        self._time = time
-        self.lo = float(spec.get("min", 0.0))
-        self.hi = float(spec.get("max", 1.0))
-        self.period = float(spec.get("period_s", 60))
+    def __init__(self, spec):
+        if spec["sim"] == "sine":
+            self.sine = (float(spec.get("min", 0.0)), float(spec.get("max", 1.0)),
+                         float(spec.get("period_s", 60)))
+        else:
+            self.n = int(spec.get("start", 0))
 
     def read(self):
-        t = self._time.time()
-        mid = (self.lo + self.hi) / 2
-        amp = (self.hi - self.lo) / 2
+        if self.sine is None:
+            self.n += 1
+            return self.n
+        lo, hi, period = self.sine
+        mid = (lo + hi) / 2
+        amp = (hi - lo) / 2
         noise = (os.urandom(1)[0] - 128) / 128 * amp * 0.02
-        v = mid + amp * self._sin(2 * 3.141592653589793 * t / self.period) + noise
-        return round(min(self.hi, max(self.lo, v)), 2)
-
-
-class _Counter:
-    def __init__(self, spec):
-        self.n = int(spec.get("start", 0))
-
-    def read(self):
-        self.n += 1
-        return self.n
+        v = mid + amp * math.sin(2 * 3.141592653589793 * time.time() / period) + noise
+        return round(min(hi, max(lo, v)), 2)
 
 
 def _source(spec):
     if not spec:
         return None
-    sim = spec.get("sim")
-    if sim == "sine":
-        return _Sine(spec)
-    if sim == "counter":
-        return _Counter(spec)
+    if spec.get("sim") in ("sine", "counter"):
+        return _Sim(spec)
     return None  # pins, ADC, sensors: the virtual board keeps the value in memory
 
 
@@ -113,21 +101,16 @@ Platform.source = staticmethod(_source)
 # fails as a real station would (wrong password, network not found).
 class _SimWifi:
     def __init__(self, spec):
-        import time
-
-        self.time = time
         self.spec = spec
-        self.nets = spec.get("networks", [])
-        self.want = None
-        self.since = 0
+        self.want = None  # (ssid, password, ticks_ms when asked)
         self.connected = False
 
     def scan(self):
-        return [(n["ssid"], n.get("rssi", -60), n.get("auth", "WPA2")) for n in self.nets]
+        return [(n["ssid"], n.get("rssi", -60), n.get("auth", "WPA2"))
+                for n in self.spec.get("networks", ())]
 
     def connect(self, ssid, password):
-        self.want = (ssid, password)
-        self.since = self.time.ticks_ms()
+        self.want = (ssid, password, time.ticks_ms())
         self.connected = False
 
     def status(self):
@@ -135,11 +118,11 @@ class _SimWifi:
             return "idle"
         if self.connected:
             return "connected"
-        if self.time.ticks_diff(self.time.ticks_ms(), self.since) < self.spec.get("delay_ms", 300):
+        ssid, password, since = self.want
+        if time.ticks_diff(time.ticks_ms(), since) < self.spec.get("delay_ms", 300):
             return "connecting"
-        ssid, password = self.want
         net = None
-        for n in self.nets:
+        for n in self.spec.get("networks", ()):
             if n["ssid"] == ssid:
                 net = n
         if net is None:
@@ -155,14 +138,10 @@ class _SimWifi:
         return "127.0.0.1"
 
     def rssi(self):
-        for n in self.nets:
+        for n in self.spec.get("networks", ()):
             if self.want and n["ssid"] == self.want[0]:
                 return n.get("rssi")
         return None
-
-    def disconnect(self):
-        self.want = None
-        self.connected = False
 
 
 def _wifi(self, board):

@@ -1,4 +1,7 @@
 # Tap result codes (spec tap-protocol.md section 2). A status is a success when bit 7 is 0.
+# The codes the board answers with are here; is_success(), name() and the codes only clients
+# meet (OK, CREATED, BUSY, METHOD_NOT_ALLOWED, NVM_FULL) are in tapcodes_client.py, reached
+# through this module (tapcodes.name, tapcodes.OK) and imported on first use.
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -7,46 +10,20 @@ except ImportError:  # CPython
         return x
 
 
-OK = const(0x00)
-CREATED = const(0x41)
 CHANGED = const(0x44)
 CONTENT = const(0x45)
-BUSY = const(0x46)
 BAD_REQUEST = const(0x80)
 UNAUTHORIZED = const(0x81)
 NOT_FOUND = const(0x84)
-METHOD_NOT_ALLOWED = const(0x85)
 NOT_ACCEPTABLE = const(0x86)
 RESOURCE_LOCKED = const(0x87)
 INTERNAL_SERVER_ERROR = const(0xA0)
 NOT_IMPLEMENTED = const(0xA1)
 SERVICE_UNAVAILABLE = const(0xA3)
-NVM_FULL = const(0xA7)
-
-# (codes no module uses are only named here)
-# code -> name, complete table of @iotize/tap 2.7.0 (client-api ResultCode), as one string
-# constant (" XX:NAME ..."): bytecode in flash, where a dict would be built in the heap
-_NAMES = (
-    " 00:OK 41:CREATED 42:DELETED 44:CHANGED 45:CONTENT 46:BUSY 80:BAD_REQUEST"
-    " 81:UNAUTHORIZED 84:NOT_FOUND 85:METHOD_NOT_ALLOWED 86:NOT_ACCEPTABLE"
-    " 87:RESOURCE_LOCKED A0:INTERNAL_SERVER_ERROR A1:NOT_IMPLEMENTED"
-    " A3:SERVICE_UNAVAILABLE A4:NVM_ERROR A5:UNABLE_TO_CONNECT_TO_TARGET"
-    " A6:TARGET_POWER_FAILURE A7:NVM_FULL A8:DEVICE_UNAVAILABLE"
-    " B0:TARGET_PROTOCOL_ERROR B1:TARGET_PROTOCOL_BUSY B2:TARGET_PROTOCOL_REAL"
-    " B3:TARGET_PROTOCOL_WRONG_PARAM B4:TARGET_PROTOCOL_FORBIDDEN"
-    " B5:TARGET_PROTOCOL_DATA B6:TARGET_PROTOCOL_COM B7:TARGET_PROTOCOL_LOST_COM"
-    " B8:TARGET_PROTOCOL_PARAM B9:TARGET_PROTOCOL_INT BA:TARGET_PROTOCOL_ABORT"
-    " BB:TARGET_PROTOCOL_NOT_IMPLEMENTED"
-)
 
 
-def is_success(code):
-    return not code & 0x80
+def __getattr__(name):
+    # the client's half, on first use (a board never needs it)
+    from . import tapcodes_client
 
-
-def name(code):
-    i = _NAMES.find(" %02X:" % code) if 0 <= code <= 0xFF else -1
-    if i < 0:
-        return "0x%02X" % code
-    j = _NAMES.find(" ", i + 4)
-    return _NAMES[i + 4 : j if j > 0 else len(_NAMES)]
+    return getattr(tapcodes_client, name)

@@ -1,5 +1,8 @@
 # Tap variable types and value converters (spec tap-protocol.md section 7).
 # Type byte: bits 7-6 domain, bits 5-0 data type. Values are count x size, big-endian.
+# size(), parse() and the type names only clients use (the client's half) are in
+# values_client.py, reached through this module (values.parse, values.INT16) and imported on
+# first use.
 import struct
 
 from . import DecodeError
@@ -12,18 +15,13 @@ except ImportError:  # CPython
         return x
 
 
+# The types and domains the board names; INT8 01, INT16 02, INT32 03, UINT16 22, UINT32 23,
+# DOMAIN_TARGET 0 and DOMAIN_GPIO 1 are named for clients in values_client.py.
 BOOLEAN = const(0x00)
-INT8 = const(0x01)
-INT16 = const(0x02)
-INT32 = const(0x03)
 ASCII = const(0x08)
 FLOAT32 = const(0x13)
 UINT8 = const(0x21)
-UINT16 = const(0x22)
-UINT32 = const(0x23)
 
-DOMAIN_TARGET = const(0)
-DOMAIN_GPIO = const(1)
 DOMAIN_STATIC = const(2)  # IN_TAP_STATIC: kept in the Tap's flash
 DOMAIN_VOLATILE = const(3)  # IN_TAP_VOLATIL
 
@@ -36,14 +34,10 @@ _NAMES = "bool int8 int16 int32 ascii float32 uint8 uint16 uint32"
 _NOT_ACCEPTABLE = const(0x86)
 
 
-def _find(t):
-    # index of type t in the tables above, -1 for an unknown type
-    return _CODES.find(chr(t)) if 0 <= t < 0x40 else -1
-
-
-def _index(t):
-    i = _find(t)
-    if i < 0:
+def _index(t, need=True):
+    # index of type t in the tables above; KeyError (or -1 when not needed) for an unknown type
+    i = _CODES.find(chr(t)) if 0 <= t < 0x40 else -1
+    if i < 0 and need:
         raise KeyError(t)
     return i
 
@@ -51,7 +45,7 @@ def _index(t):
 def type_code(name_or_code):
     # "uint16" or 0x22 -> 0x22; ValueError for anything else
     if isinstance(name_or_code, int):
-        if _find(name_or_code & 0x3F) >= 0:
+        if _index(name_or_code & 0x3F, False) >= 0:
             return name_or_code & 0x3F
     elif isinstance(name_or_code, str) and name_or_code and " " not in name_or_code:
         i = (" " + _NAMES + " ").find(" " + name_or_code + " ")
@@ -71,13 +65,9 @@ def type_byte(domain, t):
 def split_type_byte(b):
     # -> (domain, type); DecodeError(0x86) for an unknown data type
     t = b & 0x3F
-    if _find(t) < 0:
+    if _index(t, False) < 0:
         raise DecodeError("unknown variable type 0x%02X" % b, _NOT_ACCEPTABLE)
     return b >> 6, t
-
-
-def size(t, count=1):
-    return _SIZES[_index(t)] * count
 
 
 def check(t, v):
@@ -85,26 +75,26 @@ def check(t, v):
     if t == BOOLEAN:
         if isinstance(v, bool) or v in (0, 1):
             return bool(v)
-        raise ValueError("not a boolean: %r" % (v,))
+        raise ValueError("not %s: %r" % ("a boolean", v))
     if t == ASCII:
         if not isinstance(v, str):
-            raise ValueError("not a string: %r" % (v,))
+            raise ValueError("not %s: %r" % ("a string", v))
         for c in v:
             if ord(c) > 0x7F or ord(c) == 0:
-                raise ValueError("not printable ASCII: %r" % (v,))
+                raise ValueError("not %s: %r" % ("printable ASCII", v))
         return v
     if t == FLOAT32:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError("not a number: %r" % (v,))
+            raise ValueError("not %s: %r" % ("a number", v))
         f = float(v)
         if f != f or f in (float("inf"), float("-inf")) or abs(f) > 3.4028234663852886e38:
-            raise ValueError("not a finite float32: %r" % (v,))
+            raise ValueError("not %s: %r" % ("a finite float32", v))
         return f
     if isinstance(v, bool) or not isinstance(v, int):
         if isinstance(v, float) and v == int(v):
             v = int(v)
         else:
-            raise ValueError("not an integer: %r" % (v,))
+            raise ValueError("not %s: %r" % ("an integer", v))
     i = _index(t)
     if t == BOOLEAN or t == ASCII or t == FLOAT32:
         raise KeyError(t)
@@ -173,24 +163,6 @@ def decode(t, data, count=1):
     return vals[0] if count == 1 else vals
 
 
-def parse(t, text, count=1):
-    # Command-line text -> Python value ("true", "12", "1.5", "hello", "1,2,3")
-    if t == ASCII:
-        return text
-    if count > 1:
-        return [parse(t, x.strip()) for x in text.split(",")]
-    if t == BOOLEAN:
-        low = text.strip().lower()
-        if low in ("1", "true", "on", "yes"):
-            return True
-        if low in ("0", "false", "off", "no"):
-            return False
-        raise ValueError("not a boolean: %r" % text)
-    if t == FLOAT32:
-        return float(text)
-    return int(text, 0)
-
-
 def encode_version(text):
     # "a.b.c" -> a u8, b u8, c u16 ("1.2.300" -> 0102012c)
     parts = text.split(".")
@@ -207,3 +179,10 @@ def decode_version(data):
         raise DecodeError("a version takes 4 bytes", _NOT_ACCEPTABLE)
     a, b, c = struct.unpack(">BBH", data)
     return "%d.%d.%d" % (a, b, c)
+
+
+def __getattr__(name):
+    # the client's half, on first use (a board never needs it)
+    from . import values_client
+
+    return getattr(values_client, name)
