@@ -243,6 +243,26 @@ def test_declaration_digest():
     assert declare.digest(declare.declaration(cl)) != d1
 
 
+def test_registration_pieces_are_the_whole_json_text():
+    # declare._patch sends the PATCH as pieces (one per property); joined they must be the
+    # very text json.dumps makes of the whole request, and its length counts bytes
+    scratch()
+    for loc in (None, {"lat": 6.9, "lon": 79.8}):
+        cl, tw = make_client(**({"location": loc} if loc else {}))
+        cl.attributes = {"make": "twintap", "model": "unix \u00b0C"}  # not ASCII
+        sent = []
+        cl.session.publish = lambda topic, msg, qos=0, sent=sent: sent.append((topic, msg, qos))
+        mid, n, dg = declare._patch(cl, {})
+        assert n == len(tw.by_name) and len(sent) == 1
+        topic, text, qos = sent[0]
+        whole = "".join(text)
+        assert qos == 1 and topic == cl.topics.register
+        assert whole == json.dumps({"mid": mid, "op": rc.PATCH, "msg": declare.declaration(cl)})
+        assert len(text) == len(whole.encode())
+        assert dg == declare.digest(declare.declaration(cl))
+        assert declare._patch(cl, {"digest": dg})[0] is None  # unchanged: nothing sent
+
+
 def test_parse_broker():
     pb = client_mod.parse_broker
     assert pb("mqtts://localhost:18883") == ("localhost", 18883, True)

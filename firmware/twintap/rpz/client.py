@@ -3,10 +3,11 @@
 # increasing seq through a QoS 1 outbox, and SSR handling with acks on /ack/{refId}.
 # Runs as one task on the app's loop; every wait has a timeout; reconnects with backoff.
 # Heap: this module holds only the steady-state work (events, the connection loop, routing
-# what comes in). Work done once per connection (declaration, registration, start-up read:
-# rpz/declare.py) or once per server-sent request (rpz/ssr.py) is in modules imported for it
-# and forgotten right after, so that their code goes back to the heap. Options stay in cfg
-# (read where used); nothing of a declaration or a request is kept once it is answered.
+# what comes in). Work done once per connection (CONNECT and SUBSCRIBEs: rpz/connect.py;
+# declaration, registration, start-up read: rpz/declare.py) or once per server-sent request
+# (rpz/ssr.py) is in modules imported for it and forgotten right after, so that their code
+# goes back to the heap. Options stay in cfg (read where used); nothing of a declaration or a
+# request is kept once it is answered.
 import asyncio
 import json
 import os
@@ -90,16 +91,13 @@ class RpzClient:
         twin.subscribe(self._on_change)
 
     # -- the twin side -------------------------------------------------------------------------
-    def _next_mid(self):
-        self._mid = (self._mid + 1) & 0x7FFFFFFF
-        return self._mid
-
     def _on_change(self, prop, origin):
         if origin in _QUIET:
             return
         ob = self.outbox
         seq = ob.next_seq()
-        payload = json.dumps({"mid": self._next_mid(), "op": rc.WRITE, "msg": {
+        self._mid = mid = (self._mid + 1) & 0x7FFFFFFF  # the last mid used (declare.py too)
+        payload = json.dumps({"mid": mid, "op": rc.WRITE, "msg": {
             "_evt": "change", "n": prop.name, "v": prop.value, "seq": seq, "src": origin}})
         if self.cfg.get("event_qos", 1):
             before = ob.dropped
@@ -144,13 +142,24 @@ class RpzClient:
             cfg.get("ssr_max_bytes", 1024) + 512,
         )
         s.on_puback = self._on_puback
-        s.on_oversize = self._on_oversize
+        s.on_oversize = self._on_message
         s.wake = self._wake
         self.session = s
         self._inflight = {}
-        await s.open(self.tls, timeout)
-        for t in self.topics.subscriptions():
-            await s.subscribe(t, 1, timeout)
+        # the TCP/TLS stream before the connect code comes in: the TLS socket is one block
+        # of 0.5 KB, found more easily in the heap without it
+        h = self.host
+        s.stream = (await asyncio.wait_for_ms(
+            asyncio.open_connection(h, self.port, ssl=self.tls,
+                                    server_hostname=h if self.tls else None), timeout,
+        ))[0]
+        from . import connect
+
+        try:
+            await connect.start(s, timeout, self.topics.subscriptions())
+        finally:
+            forget("rpz.connect")
+        connect = None
         self.connects += 1
         self.online = True
         self.last_error = ""
@@ -158,10 +167,7 @@ class RpzClient:
         from . import declare
 
         try:
-            await declare.register(self)
-            if not self.synced:
-                await declare.take_platform_values(self)
-                self.synced = True
+            await declare.start(self)  # registration, start-up read
         finally:
             forget("rpz.declare")
         declare = None  # this frame lives as long as the session: let the module go
@@ -184,7 +190,7 @@ class RpzClient:
                         break
                     if seq not in sent:
                         inflight[s.publish(topic, payload, 1)] = seq
-            if s.tx:
+            if s.tx or s.out:
                 await s.flush()
             # set by a change, a PUBACK, the session's keepalive ticks (<= 1 s) and its end
             await self._wake.wait()
@@ -198,31 +204,27 @@ class RpzClient:
 
     # -- what the platform sends -----------------------------------------------------------------
     def _on_message(self, topic, raw):
-        # topic: bytes, as umqtt.simple gives it. A status with the mid of our own request
-        # (register, read) answers it; anything else is a server-sent request.
-        try:
-            obj = json.loads(raw)
-        except (ValueError, UnicodeError):
-            obj = None
-        p = self._pending
-        if p is not None and isinstance(obj, dict) and obj.get("mid") == p[0]:
-            op = obj.get("op")
-            if not rc.is_request(op if isinstance(op, int) else 0):
-                p[2] = obj
-                p[1].set()
-                return
+        # topic: bytes, as umqtt.simple gives it, or None for a PUBLISH too large to hold (raw:
+        # its start), which is PUBACKed and answered 0x8D. A status with the mid of our own
+        # request (register, read) answers it; anything else is a server-sent request.
+        if topic is not None:
+            try:
+                obj = json.loads(raw)
+            except (ValueError, UnicodeError):
+                obj = None
+            p = self._pending
+            if p is not None and isinstance(obj, dict) and obj.get("mid") == p[0]:
+                op = obj.get("op")
+                if not rc.is_request(op if isinstance(op, int) else 0):
+                    p[2] = obj
+                    p[1].set()
+                    return
         from . import ssr
 
         try:  # the topic for every instance is the only one without "/cid/"
-            ssr.answer(self, b"/cid/" not in topic, obj, len(raw))
-        finally:
-            forget("rpz.ssr")
-
-    def _on_oversize(self, prefix):
-        # A PUBLISH too large to hold (`prefix`: its start): PUBACK it, answer 0x8D.
-        from . import ssr
-
-        try:
-            ssr.too_large(self, prefix)
+            if topic is None:
+                ssr.too_large(self, raw)
+            else:
+                ssr.answer(self, b"/cid/" not in topic, obj, len(raw))
         finally:
             forget("rpz.ssr")

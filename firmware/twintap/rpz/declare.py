@@ -3,45 +3,47 @@
 # when that digest differs from the one the platform last accepted (persisted in rpz.json);
 # the start-up READ of the values the platform holds. Work done once per connection (and for
 # an INFO request): the client imports this module for it and forgets it after.
-import asyncio
+# No more than 12 module globals (their table then needs no larger block): this module comes
+# into a busy heap.
 import json
 
-from .. import log, store
+from .. import log, twin
 from ..proto import rpzcodes as rc
-from ..twin import TwinError, W, rpz_dt
-from .mqtt import MqttError
-
-_STATE = "rpz.json"  # {"digest": what the platform last accepted}
 
 
-def declaration(c):
-    # the declaration of client `c`, as the dicts a PATCH or an INFO ack carries
+def declaration(c, prop=None):
+    # the declaration of client `c`, as the dicts a PATCH or an INFO ack carries; `prop`, if
+    # given, stands in for the list of the properties' dicts
     att = [{"n": k, "v": c.attributes[k]} for k in sorted(c.attributes)]
-    prop = []
-    by_name = c.twin.by_name
-    for n in sorted(by_name):
-        p = by_name[n]
-        d = {"n": n, "dt": rpz_dt(p.type), "rwx": p.rwx, "v": p.value}
-        if p.unit:
-            d["u"] = p.unit
-        prop.append(d)
-    decl = {"att": att, "prop": prop}
+    decl = {"att": att, "prop": list(_props(c)) if prop is None else prop}
     loc = c.cfg.get("location")
     if loc:
         decl["loc"] = loc
     return decl
 
 
-def digest(decl):
+def _props(c):
+    # the properties' dicts, made one at a time
+    by_name = c.twin.by_name
+    for n in sorted(by_name):
+        p = by_name[n]
+        d = {"n": n, "dt": twin.rpz_dt(p.type), "rwx": p.rwx, "v": p.value}
+        if p.unit:
+            d["u"] = p.unit
+        yield d
+
+
+def digest(decl, prop=None):
     # what registration depends on: attributes, names, types, rights, units, location;
-    # sha256 of those lines joined by "\n", fed line by line (no joined copy)
+    # sha256 of those lines joined by "\n", fed line by line (no joined copy). `prop`: the
+    # properties' dicts, if not those of decl.
     import binascii
     import hashlib
 
     h = hashlib.sha256(json.dumps(decl["att"]).encode())
     h.update(b"\n")
     h.update(json.dumps(decl.get("loc")).encode())
-    for d in decl["prop"]:
+    for d in decl["prop"] if prop is None else prop:
         h.update(("\n%s|%s|%d|%s" % (d["n"], d["dt"], d["rwx"], d.get("u", ""))).encode())
     return binascii.hexlify(h.digest()).decode()
 
@@ -49,6 +51,8 @@ def digest(decl):
 async def _reply(c, mid, op):
     # send our request `mid` (register, read), queued, and wait for the platform's answer,
     # which the client's _on_message hands over by its mid -> the answer (a dict)
+    import asyncio
+
     p = c._pending = [mid, asyncio.Event(), None]
     try:
         await c.session.flush()
@@ -56,49 +60,92 @@ async def _reply(c, mid, op):
     finally:
         c._pending = None
     if p[2] is None:
+        from .mqtt import MqttError
+
         raise MqttError("no answer from the platform to op %d" % op)
     return p[2]
 
 
-async def register(c):
-    # Register when the declaration differs from the one the platform last accepted.
-    # It goes out as JSON text and is not kept: only its digest is.
-    decl = declaration(c)
-    dg = digest(decl)
-    state = store.load(_STATE, {}) or {}
+def _patch(c, state):
+    # Queue the PATCH when the declaration differs from the one the platform last accepted
+    # (`state`) -> (its mid or None, the number of properties, the digest). It goes out as JSON
+    # text and is not kept: only its digest is. Not a coroutine: what it makes goes with this
+    # frame (a coroutine's frame can hold it in its stack slots until the coroutine ends).
+    # No large block for the text, nor the properties' dicts all at once: each dict is
+    # written (json.dumps: its text as in the whole) as the digest takes it, then dropped; the
+    # rest of the text is json.dumps' own with a mark in place of the list of properties.
+    decl = declaration(c, "\0")
+    parts = []
+
+    def each():
+        for d in _props(c):
+            parts.append((", " if parts else "[") + json.dumps(d))
+            yield d
+
+    dg = digest(decl, each())
     if state.get("digest") == dg:
+        return None, 0, dg
+    c._mid = mid = (c._mid + 1) & 0x7FFFFFFF
+    obj = {"mid": mid, "op": rc.PATCH, "msg": decl}
+    head = json.dumps(obj)
+    n = len(parts)
+
+    class _Text(list):
+        # JSON text as a list of pieces (str), which Session.write sends one after the other;
+        # its len() is that of the whole text in bytes, as umqtt.simple's publish() needs it
+        def __len__(self):
+            return self.n
+
+    t = _Text()
+    i = head.find('"\\u0000"')
+    if head.count('"\\u0000"') == 1:
+        t.append(head[:i])
+        t.extend(parts or ["["])
+        t.append("]" + head[i + 8 :])
+    else:  # a NUL in an attribute too: the text whole
+        parts = None
+        decl["prop"] = list(_props(c))
+        t.append(json.dumps(obj))
+    head = obj = decl = parts = None
+    t.n = sum(len(x.encode()) for x in t)
+    c.session.publish(c.topics.register, t, 1)
+    return mid, n, dg
+
+
+async def start(c):
+    # Register when the declaration differs from the one the platform last accepted; then,
+    # once after boot, take the values the platform holds.
+    from .. import store
+
+    state = store.load("rpz.json", {}) or {}  # {"digest": what the platform last accepted}
+    mid, n, dg = _patch(c, state)
+    if mid is None:
         if not c.registered:
             log.info("rpz", "declaration unchanged: not registering again")
-        c.registered = True
-        return
-    n = len(decl["prop"])
-    mid = c._next_mid()
-    body = json.dumps({"mid": mid, "op": rc.PATCH, "msg": decl})
-    decl = None  # as text now: the dicts go before the packet is made
-    c.session.publish(c.topics.register, body, 1)
-    body = None
-    resp = await _reply(c, mid, rc.PATCH)
-    status = resp.get("op", 0)
-    if rc.is_error(status) or rc.code_class(status) != 2:
-        why = "%s %s" % (rc.dotted(status), resp.get("err", ""))
-        raise MqttError("registration refused: " + why)
-    state["digest"] = dg
-    store.save(_STATE, state)
-    log.info("rpz", "registered %d properties" % n)
+    else:
+        resp = await _reply(c, mid, rc.PATCH)
+        status = resp.get("op", 0)
+        if rc.is_error(status) or rc.code_class(status) != 2:
+            why = "%s %s" % (rc.dotted(status), resp.get("err", ""))
+            from .mqtt import MqttError
+
+            raise MqttError("registration refused: " + why)
+        state["digest"] = dg
+        store.save("rpz.json", state)
+        log.info("rpz", "registered %d properties" % n)
     c.registered = True
-
-
-async def take_platform_values(c):
-    mid = c._next_mid()
+    if c.synced:
+        return
+    c._mid = mid = (c._mid + 1) & 0x7FFFFFFF
     c.session.publish(c.topics.register, json.dumps({"mid": mid, "op": rc.READ, "msg": {}}), 1)
     resp = await _reply(c, mid, rc.READ)
     items = resp.get("msg")
-    if rc.code_class(resp.get("op", 0)) != 2 or not isinstance(items, list):
-        return
-    for it in items:
-        try:
-            p = c.twin.get(it["n"])
-            if p.rwx & W and "v" in it and it["v"] is not None:
-                c.twin.write(p, it["v"], "platform")
-        except (TwinError, KeyError, TypeError) as e:
-            log.warn("rpz", "platform value ignored: %s" % e)
+    if rc.code_class(resp.get("op", 0)) == 2 and isinstance(items, list):
+        for it in items:
+            try:
+                p = c.twin.get(it["n"])
+                if p.rwx & twin.W and "v" in it and it["v"] is not None:
+                    c.twin.write(p, it["v"], "platform")
+            except (twin.TwinError, KeyError, TypeError) as e:
+                log.warn("rpz", "platform value ignored: %s" % e)
+    c.synced = True
