@@ -90,13 +90,9 @@ def make_variable(vid, v):
 
 # -- TapConfig's methods ------------------------------------------------------------------------
 METHODS = (
-    "group", "find_group", "locked", "variable_decl", "create_variable", "update_variable",
+    "find_group", "variable_decl", "create_variable", "update_variable",
     "bundle_entry", "create_bundle", "set_bundle", "create_group", "factory_reset",
 )
-
-
-def group(cfg, gid):
-    return cfg.d["groups"].get(str(gid))
 
 
 def find_group(cfg, name):
@@ -110,11 +106,6 @@ def find_group(cfg, name):
         if g.get("name") == name and name:
             return int(sid)
     return None
-
-
-def locked(cfg):
-    # Configuration needs admin once the admin password is not the factory one
-    return "dflt" not in cfg.d["groups"].get(str(ADMIN), {})
 
 
 def factory_reset(cfg):
@@ -180,7 +171,7 @@ def set_bundle(cfg, bundle, name=None, period=None, acl=None):
 
 
 def create_group(cfg, gid):
-    g = group(cfg, gid)
+    g = cfg.group(gid)
     if g is None:
         g = {"name": "", "lifetime": 0, "alias": gid}
         cfg.d["groups"][str(gid)] = g

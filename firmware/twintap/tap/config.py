@@ -1,9 +1,10 @@
 # The Tap configuration held by the board (what the IoTize configurator writes over Tap):
 # application strings, config version, security options, groups, bundles and ACLs, and the
 # variables created over Tap. Board-file entries are built in; changes persist in tap.json.
-# TapConfig keeps the data (d, the content of tap.json); its code is in tap/cfgops.py, imported
-# for one call and forgotten after: building it at boot, and its methods for logins and the
-# configurator (group, find_group, locked, create_variable, set_bundle, ...: cfgops.METHODS).
+# TapConfig keeps the data (d, the content of tap.json), save() and the two look-ups every
+# request may need (group, locked); the rest of its code is in tap/cfgops.py, imported for one
+# call and forgotten after: building it at boot, and the methods for logins and the
+# configurator (find_group, create_variable, set_bundle, ...: cfgops.METHODS).
 from .. import forget, store
 
 try:
@@ -40,6 +41,14 @@ class TapConfig:
         if fn is None:
             raise AttributeError(name)
         return lambda *a, **kw: fn(self, *a, **kw)
+
+    # the look-ups of every request's guard and of /1025 reads: methods, not cfgops calls
+    def group(self, gid):
+        return self.d["groups"].get(str(gid))
+
+    def locked(self):
+        # configuration needs admin once the admin password is not the factory one
+        return "dflt" not in self.d["groups"].get(str(ADMIN), {})
 
     def save(self):
         store.save(self.path, self.d)
