@@ -220,3 +220,26 @@ def test_the_seed_how_to_with_mosquitto_clients(bench, platform, start_board, tm
             sub.kill()
     ack = json.loads([x for x in out.splitlines() if x.startswith("{")][-1])
     assert ack == {"mid": 999, "op": 2, "msg": {"n": "led", "v": True}}
+
+
+def test_startup_read_takes_the_values_the_platform_holds(bench, platform, start_board,
+                                                          tmp_path):
+    # the platform's shadow gets setpoint 17 from the board's change event; the board then
+    # loses its stored values and, at the next start, takes 17 back with its start-up READ
+    # (of the properties it may be written: read-only ones keep their own values)
+    flash = tmp_path / "flash"
+    provision(bench, flash, "e2e-read")
+    b = start_board(flash=flash)
+    online(b)
+    set_point(b, 17)
+    until(lambda: [e for e in events(platform, "e2e-read", "setpoint") if e["v"] == 17])
+    assert b.stop() == 0
+    (flash / "twin.json").unlink()
+    b2 = start_board(flash=flash)
+    b2.wait_for(r"declaration unchanged: not registering again")
+    until(lambda: tap(b2, frame.GET, "/1029/5/4") == (tapcodes.CONTENT,
+                                                       values.encode(values.INT16, 17)),
+          what="setpoint 17 from the platform")
+    # the board's copy is stored again: a restart offline keeps it
+    assert b2.stop() == 0
+    assert json.loads((flash / "twin.json").read_text()).get("setpoint") == 17

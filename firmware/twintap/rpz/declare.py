@@ -1,8 +1,9 @@
 # What the device declares to the platform (spec rapidomize.md, "Registration" and "Reading
 # declared properties"): attributes, properties and location; their digest; the PATCH sent
 # when that digest differs from the one the platform last accepted (persisted in rpz.json);
-# the start-up READ of the values the platform holds. Work done once per connection (and for
-# an INFO request): the client imports this module for it and forgets it after.
+# the start-up READ of the values the platform holds for the writable properties. Work done
+# once per connection (and for an INFO request): the client imports this module for it and
+# forgets it after.
 # No more than 12 module globals (their table then needs no larger block): this module comes
 # into a busy heap.
 import json
@@ -134,10 +135,17 @@ async def start(c):
         store.save("rpz.json", state)
         log.info("rpz", "registered %d properties" % n)
     c.registered = True
-    if c.synced:
+    # the values the platform holds for the properties it may set: asked by name (a READ of
+    # `[names]`), so that the answer carries no value this board would not take
+    names = [n for n, p in c.twin.by_name.items() if p.rwx & twin.W]
+    if c.synced or not names:
+        c.synced = True
         return
     c._mid = mid = (c._mid + 1) & 0x7FFFFFFF
-    c.session.publish(c.topics.register, json.dumps({"mid": mid, "op": rc.READ, "msg": {}}), 1)
+    msg = json.dumps({"mid": mid, "op": rc.READ, "msg": names})
+    names = None
+    c.session.publish(c.topics.register, msg, 1)
+    msg = None
     resp = await _reply(c, mid, rc.READ)
     items = resp.get("msg")
     if rc.code_class(resp.get("op", 0)) == 2 and isinstance(items, list):
