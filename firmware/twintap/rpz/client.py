@@ -146,16 +146,10 @@ class RpzClient:
         s.wake = self._wake
         self.session = s
         self._inflight = {}
-        # the TCP/TLS stream before the connect code comes in: the TLS socket is one block
-        # of 0.5 KB, found more easily in the heap without it
-        h = self.host
-        s.stream = (await asyncio.wait_for_ms(
-            asyncio.open_connection(h, self.port, ssl=self.tls,
-                                    server_hostname=h if self.tls else None), timeout,
-        ))[0]
         from . import connect
 
         try:
+            await asyncio.wait_for_ms(connect.dial(s, self.host, self.port, self.tls), timeout)
             await connect.start(s, timeout, self.topics.subscriptions())
         finally:
             forget("rpz.connect")

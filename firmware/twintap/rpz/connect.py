@@ -1,7 +1,8 @@
-# What a new MQTT connection does once, its TCP/TLS stream open (imported for it by the
-# client, forgotten right after, so that this code is not in the heap while connected):
-# umqtt.simple's CONNECT and SUBSCRIBEs on the in-memory socket (the Session), and their
-# answers (CONNACK, SUBACK) awaited without blocking the loop; umqtt.simple would block.
+# What a new MQTT connection does once (imported for it by the client, forgotten right
+# after, so that this code is not in the heap while connected): the TCP/TLS connection
+# opened, then umqtt.simple's CONNECT and SUBSCRIBEs on the in-memory socket (the Session),
+# and their answers (CONNACK, SUBACK) awaited without blocking the loop; umqtt.simple would
+# block.
 import asyncio
 
 from ..ticks import ticks_ms
@@ -38,6 +39,30 @@ class _Net:
 
     def getaddrinfo(self, *args):
         return [(0, 0, 0, "", ("0.0.0.0", 0))]
+
+
+def dial(s, host, port, ctx=None):
+    # Open session s's TCP connection, in TLS with SSLContext `ctx` (s.sock: the socket used,
+    # s.raw: the TCP one, which the reader waits on: see rpz/mqtt.py): a generator that
+    # MicroPython's asyncio awaits, as asyncio.open_connection (which keeps no hold of the TCP
+    # socket). The TLS handshake runs with the first writes and reads; the lookup blocks.
+    import errno
+    import socket
+    from asyncio import core
+
+    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+    raw = socket.socket(ai[0], ai[1], ai[2])
+    raw.setblocking(False)
+    s.sock = s.raw = raw
+    try:
+        raw.connect(ai[-1])
+    except OSError as e:
+        if e.errno != errno.EINPROGRESS:
+            raise
+    if ctx is not None:
+        s.sock = ctx.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)
+        s.sock.setblocking(False)
+    yield core._io_queue.queue_write(raw)  # connected (or refused: the first I/O says)
 
 
 async def start(s, timeout_ms, topics):

@@ -6,10 +6,20 @@
 # rpz/connect.py, the code run once per connection) is awaited without blocking the loop, so
 # the Tap links never wait for the cloud. We send PINGREQ ourselves and declare the link dead
 # when nothing arrives for 1.5 keepalive periods. Works with umqtt.simple 1.3.x and 1.6+.
+# The socket is used without asyncio's Stream: the reader waits on the TCP socket under the
+# TLS socket, never on the TLS socket itself (on the unix port an object that is not a file
+# descriptor in the event loop's poller makes every wake-up of every task, the Tap links'
+# too, 1-3 ms late: make bench, Tap latency); only a write that cannot go at once (the TLS
+# handshake, a full send buffer) waits on the TLS socket, whose poll knows what mbedTLS needs.
 import asyncio
 
 from .. import log
 from ..ticks import ticks_diff, ticks_ms
+
+try:
+    from asyncio import core
+except ImportError:  # CPython
+    core = None
 
 try:
     from micropython import const
@@ -49,6 +59,18 @@ def _packet_length(buf, i=0):
     raise MqttError("bad remaining length")
 
 
+def _recv(s, n):
+    # Up to n bytes from session s's socket, b"" at its end: a plain generator, which
+    # MicroPython's asyncio awaits. The socket is read without blocking until it has nothing
+    # (TLS: what mbedTLS holds decrypted comes first); only then does the task wait, on the
+    # TCP socket.
+    while True:
+        b = s.sock.read(n)
+        if b is not None:
+            return b
+        yield core._io_queue.queue_read(s.raw)
+
+
 class Session:
     # One connection: umqtt.simple's client (it keeps the id, broker, credentials and
     # keepalive), the stream, a reader task and a keepalive task; and the in-memory socket
@@ -67,7 +89,6 @@ class Session:
         self.on_puback = None  # fn(pid)
         self.on_oversize = None  # fn(None, prefix bytes): a PUBLISH beyond max_packet
         self.wake = None  # an Event set at every keepalive tick (<= 1 s) and when the link ends
-        self.stream = None
         self.connected = False
         self._part = b""  # the start of a packet that has not arrived whole
         self._wait = None  # what connect.start() awaits: [-1 (CONNACK) or the packet id of a
@@ -75,6 +96,8 @@ class Session:
         self._last_rx = 0
         self._last_tx = 0
         self._tasks = []
+        self.busy = False  # a flush() is sending
+        self.sock = self.raw = None  # the socket (TLS or TCP) and the TCP one: connect.open()
 
     # -- the in-memory socket umqtt.simple sees: writes go to tx, reads come from rx (one
     # whole packet). During umqtt's connect() it is also what the `socket` module makes.
@@ -129,18 +152,30 @@ class Session:
             self.trap = 0
         return self.client.pid if qos else 0
 
-    async def flush(self):
-        s = self.stream
-        if s is not None and (self.tx or self.out):
-            for b in self.out or ():
-                if b:
-                    s.write(b)
-            self.out = None
-            if self.tx:
-                s.write(self.tx)
+    def flush(self):
+        # Send what umqtt.simple wrote (out, then tx): a generator that MicroPython's asyncio
+        # awaits. One task sends at a time; what others queue meanwhile goes with it.
+        s = self.sock
+        if s is None or self.busy:
+            return
+        self.busy = True
+        try:
+            while self.tx or self.out:
+                out = self.out or []
+                out.append(self.tx)
+                self.out = None
                 self.tx = bytearray()
-            await s.drain()
-            self._last_tx = ticks_ms()
+                for b in out:
+                    mv = memoryview(b)
+                    while len(mv):
+                        n = s.write(mv)
+                        if n is None:  # not now: wait on the socket written (see above)
+                            yield core._io_queue.queue_write(s)
+                        else:
+                            mv = mv[n:]
+                self._last_tx = ticks_ms()
+        finally:
+            self.busy = False
 
     async def _reader(self):
         try:
@@ -148,7 +183,7 @@ class Session:
                 # the rest of a long packet whose start is in _part, else a small chunk
                 # (PUBACKs, PINGRESPs and most requests fit; no large buffer for each read)
                 n = _packet_length(self._part) - len(self._part) if self._part else 0
-                buf = await self.stream.read(n if n > _CHUNK else _CHUNK)
+                buf = await _recv(self, n if n > _CHUNK else _CHUNK)
                 if not buf:
                     raise MqttError("broker closed the connection")
                 self._last_rx = ticks_ms()
@@ -191,7 +226,7 @@ class Session:
         prefix = buf[:256]
         left = n - len(buf)
         while left > 0:
-            buf = await self.stream.read(min(_CHUNK, left))
+            buf = await _recv(self, min(_CHUNK, left))
             if not buf:
                 raise MqttError("broker closed the connection")
             left -= len(buf)
@@ -248,12 +283,11 @@ class Session:
             if t is not me:
                 t.cancel()
         self._tasks = []
-        s = self.stream
-        self.stream = None
+        s = self.sock
+        self.sock = self.raw = None
         if s is not None:
             try:
-                s.close()
-                await s.wait_closed()
+                s.close()  # (the TLS socket closes the TCP one)
             except OSError:
                 pass
         if self._wait is not None:

@@ -141,6 +141,7 @@ print('DONE %d %d' % (n, el))
 
 ASYNC_ECHO = r"""
 import sys, asyncio, socket, ssl
+from asyncio import core
 RESP = bytes.fromhex(sys.argv[3])
 
 async def client(r, w):
@@ -157,24 +158,51 @@ async def flag():
     while True:
         await f.wait()
 
-async def tls(port, ca, up):
-    # what the cloud link does between MQTT packets: wait on a TLS stream
+def context(ca):
     with open(ca, 'rb') as f:
         der = f.read()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(cadata=der)
     ctx.verify_mode = ssl.CERT_REQUIRED
-    r, w = await asyncio.open_connection('127.0.0.1', port, ssl=ctx)
+    return ctx
+
+async def tls(port, ca, up):
+    # wait on a TLS stream (asyncio's Stream polls the TLS socket itself)
+    r, w = await asyncio.open_connection('127.0.0.1', port, ssl=context(ca))
     up.set()
     await r.read(1)
+
+def readable(sock):
+    yield core._io_queue.queue_read(sock)
+
+async def tlsfd(port, ca, up):
+    # what the cloud link does between MQTT packets: read the TLS socket without blocking
+    # until it has nothing, then wait on the TCP socket under it (a file descriptor)
+    raw = socket.socket()
+    raw.setblocking(False)
+    try:
+        raw.connect(socket.getaddrinfo('127.0.0.1', port)[0][-1])
+    except OSError:
+        pass  # in progress
+    s = context(ca).wrap_socket(raw, server_hostname='127.0.0.1',
+                                do_handshake_on_connect=False)
+    s.setblocking(False)
+    up.set()
+    while True:
+        b = s.read(1)
+        if b is None:
+            await readable(raw)
+        elif not b:
+            return
 
 async def main():
     await asyncio.start_server(client, '127.0.0.1', int(sys.argv[1]))
     if sys.argv[2] == 'flag':
         asyncio.create_task(flag())
-    elif sys.argv[2] == 'tls':
+    elif sys.argv[2] in ('tls', 'tlsfd'):
         up = asyncio.Event()
-        asyncio.create_task(tls(int(sys.argv[4]), sys.argv[5], up))
+        fn = tls if sys.argv[2] == 'tls' else tlsfd
+        asyncio.create_task(fn(int(sys.argv[4]), sys.argv[5], up))
         await up.wait()
     print('READY tcp=%s' % sys.argv[1])
     while True:
@@ -273,8 +301,9 @@ class UmqttLoop:
 
 class AsyncEcho:
     """``async_echo.py``: the TCP echo as an asyncio server (as the firmware serves Tap),
-    alone (``mode`` "plain"), with a task waiting on a ThreadSafeFlag ("flag"), or on an
-    open TLS stream to ``tls`` = (port, CA in DER) ("tls")."""
+    alone (``mode`` "plain"), with a task waiting on a ThreadSafeFlag ("flag"), on an open
+    TLS stream to ``tls`` = (port, CA in DER) ("tls"), or on the TCP socket under such a
+    stream ("tlsfd", as the cloud link waits)."""
 
     def __init__(self, work: Path, resp: bytes, mode: str = "plain",
                  tls: tuple[int, Path] | None = None) -> None:
