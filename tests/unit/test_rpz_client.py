@@ -92,10 +92,16 @@ def test_outbox_drops_oldest_and_counts():
     assert [it[0] for it in ob.items] == [3, 4, 5] and ob.dropped == 2
     assert Outbox(limit=3).dropped == 2
     for _ in range(10):  # a long outage: the log is rewritten, stays bounded
-        ob.add(ob.next_seq(), "y")
+        s = ob.next_seq()
+        ob.add(s, "y%d" % s)
     with open("outbox.log") as f:
         assert len(f.readlines()) <= 7
-    assert [it[0] for it in Outbox(limit=3).items] == [13, 14, 15]
+    again = Outbox(limit=3)
+    assert [it[0] for it in again.items] == [13, 14, 15]
+    # the heap holds where each event is in the log, which is read when it is sent: right
+    # after rewrites, and after a restart
+    for box in (ob, again):
+        assert [box.payload(at) for _, at in box.items] == ["y13", "y14", "y15"]
 
 
 def test_outbox_skips_a_torn_line():
@@ -108,8 +114,11 @@ def test_outbox_skips_a_torn_line():
     assert [it[0] for it in again.items] == [1]
     # the next event is not glued to the torn line (its seq is free again: the torn event
     # was never published, power went before add() returned)
-    again.add(again.next_seq(), "c")
-    assert [it[0] for it in Outbox(limit=4).items] == [1, 2]
+    again.add(again.next_seq(), "c \u00e9")  # (offsets in bytes)
+    again.add(again.next_seq(), "d")
+    for box in (again, Outbox(limit=4)):
+        assert [it[0] for it in box.items] == [1, 2, 3]
+        assert [box.payload(at) for _, at in box.items] == ["a", "c \u00e9", "d"]
 
 
 def test_ssr_read():
@@ -208,7 +217,7 @@ def test_events_carry_seq_and_source():
     tw.write(tw.get("setpoint"), 12, "tap")
     tw.write(tw.get("led"), True, "rpz")
     tw.write(tw.get("label"), "x", "platform")  # values taken from the platform: no event
-    evs = [json.loads(p) for _, p in cl.outbox.items]
+    evs = [json.loads(cl.outbox.payload(at)) for _, at in cl.outbox.items]
     assert [e["msg"]["seq"] for e in evs] == [1, 2]
     assert evs[0]["op"] == rc.WRITE and evs[0]["msg"]["_evt"] == "change"
     assert evs[0]["msg"]["n"] == "setpoint" and evs[0]["msg"]["v"] == 12

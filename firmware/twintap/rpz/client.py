@@ -176,14 +176,15 @@ class RpzClient:
                 while self.live:
                     s.publish(topic, self.live.pop(0), 0)
                 self.live = []  # not the list grown while offline: its room goes back too
-            items = self.outbox.items
+            ob = self.outbox
+            items = ob.items
             if len(inflight) < _WINDOW and len(items) > len(inflight):
                 sent = inflight.values()
-                for seq, payload in items:
+                for seq, at in items:
                     if len(inflight) >= _WINDOW:
                         break
                     if seq not in sent:
-                        inflight[s.publish(topic, payload, 1)] = seq
+                        inflight[s.publish(topic, ob.payload(at), 1)] = seq
             if s.tx or s.out:
                 await s.flush()
             # set by a change, a PUBACK, the session's keepalive ticks (<= 1 s) and its end
