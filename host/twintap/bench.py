@@ -58,6 +58,7 @@ from twintap.vboard import VirtualBoard, free_port, micropython_path
 
 APP = "bench"
 HEAP_TARGET_KB = 96
+FEATURE_HEAP_KB = 160  # a heap every feature set fits in (memory by feature)
 EVENT_PAYLOAD = json.dumps({"mid": 1234567890, "op": 2, "msg": {
     "_evt": "change", "n": "setpoint", "v": 12345, "seq": 123456, "src": "tap"}})
 
@@ -511,6 +512,7 @@ class Bench:
             self.r.add("memory", f"{key}: heap in use after {f.requests:,} mixed requests",
                        "KB", (f.in_use_after or 0) / 1024, (f.in_use_start or 0) / 1024,
                        "after start-up")
+        self._memory_by_feature(prov)
         full = boards[1][2].smallest
         if lib.smallest is not None and full is not None:
             self.r.add("memory", "deployed: smallest --heap with the .mpy files in /lib instead",
@@ -535,6 +537,39 @@ class Bench:
                               "`micropython -X heapsize=N`) less the free heap after a "
                               "collection that GET /3//10 reports. TLS buffers are outside "
                               "this heap on the unix port, as on the ESP32 (C heap).")
+
+    def _memory_by_feature(self, prov: Callable[[Path], None]) -> None:
+        """Heap in use after start-up with each feature on, at a heap they all fit in: what
+        the BLE link and the cloud link each cost over the Tap endpoint alone."""
+        kb = FEATURE_HEAP_KB
+        probes: dict[str, membench.Probe] = {}
+        for key, prov_fn, ble in (("tap", None, False), ("ble", None, True),
+                                  ("rpz", prov, False), ("all", prov, True)):
+            probes[key] = membench.probe(self.work, kb, prov_fn, self.plan.mem_probe_requests,
+                                         ble=ble, romfs=True)
+        self.r.data.setdefault("memory", {})["by_feature"] = {
+            k: v.to_json() for k, v in probes.items()}
+        base = probes["tap"]
+        if not base.ok:
+            self.r.fail("memory", f"the Tap endpoint did not start with --heap {kb}K: "
+                                  f"{base.reason}")
+            return
+        for key, what in (("ble", "Tap endpoint + BLE link"),
+                          ("rpz", "Tap endpoint + Rapidomize client (online, no BLE)"),
+                          ("all", "Tap endpoint + BLE link + Rapidomize client")):
+            pr = probes[key]
+            if not pr.ok:
+                self.r.fail("memory", f"{what}: did not start with --heap {kb}K: {pr.reason}")
+                continue
+            self.r.add("memory", f"by feature: {what}, in use after start-up", "KB",
+                       (pr.in_use_start or 0) / 1024, (base.in_use_start or 0) / 1024,
+                       "the Tap endpoint alone")
+        self.r.note("memory", f"By feature: fresh boards at --heap {kb}K (firmware in ROMFS), "
+                              "heap in use after start-up as a Tap client sees it (one TCP "
+                              "client connected, its request in progress). The BLE link "
+                              "includes the emulated radio (Python here, C on an ESP32); the "
+                              "Rapidomize client includes its TLS context (mbedTLS state in "
+                              "the MicroPython heap on both ports; TLS buffers are not).")
 
     def deploy(self) -> None:
         """`twintap deploy` full and incremental, against `mpremote cp -r`."""

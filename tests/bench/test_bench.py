@@ -124,6 +124,9 @@ def test_quick_bench_writes_the_whole_report(tmp_path):
         if not v["ok"]:
             assert v["detail"] and "FAIL" in (out / "report.md").read_text()
         assert data["data"]["memory"][key]["smallest_kb"]
+    # what the BLE link and the cloud link each add over the Tap endpoint alone, measured
+    feats = [f for f in data["figures"] if f["name"].startswith("by feature:")]
+    assert len(feats) == 3 and all(f["ratio"] > 1 for f in feats), feats
 
     md = (out / "report.md").read_text()
     for key in only:
