@@ -128,8 +128,8 @@ class App:
                 due[p.id] = time.ticks_add(now, p.sample_ms)
                 try:
                     self.twin.sample(p, p.source.read())
-                except (TwinError, OSError, ValueError) as e:
-                    log.warn("sensor", "%s: %s" % (p.name, e))
+                except (TwinError, OSError, ValueError, MemoryError) as e:
+                    log.warn("sensor", "%s: %s" % (p.name, e))  # (next period: again)
             await asyncio.sleep_ms(50)
 
     async def run(self, tcp_host="0.0.0.0", tcp_port=2000):

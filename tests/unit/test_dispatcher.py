@@ -64,6 +64,21 @@ def test_handler_failure_answers_a0_and_keeps_serving():
     assert req(d, GET, 7, 1) == (0x45, b"v")
 
 
+class Full:
+    # a service that finds the heap full, and whose error path would need the heap too
+    def serve(self, s, m, inst, res, p):
+        raise MemoryError("memory allocation failed")
+
+
+def test_full_heap_answers_a0_and_keeps_serving():
+    d = make()
+    d.register(9, Full())
+    assert req(d, GET, 9, 1)[0] == 0xA0
+    assert fw("log").recent()[-1] == "[E][tap] out of memory"
+    assert req(d, GET, 7, 1) == (0x45, b"v")
+    assert d.errors == 1
+
+
 def test_guard_runs_before_the_lookup():
     d = make()
 

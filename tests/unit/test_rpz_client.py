@@ -224,6 +224,24 @@ def test_events_carry_seq_and_source():
     assert evs[1]["msg"]["src"] == "rpz"
 
 
+def test_a_full_heap_drops_the_event_not_the_write():
+    scratch()
+    cl, tw = make_client()
+    add = cl.outbox.add
+
+    def full(seq, payload):
+        raise MemoryError("memory allocation failed")
+
+    cl.outbox.add = full
+    assert tw.write(tw.get("setpoint"), 12, "tap") == 12  # the write stands
+    assert tw.get("setpoint").value == 12
+    assert cl.outbox.dropped == 1 and tw.get("events_dropped").value == 1
+    cl.outbox.add = add
+    tw.write(tw.get("setpoint"), 13, "tap")  # the next event goes, with the next seq
+    evs = [json.loads(cl.outbox.payload(at)) for _, at in cl.outbox.items]
+    assert [(e["msg"]["v"], e["msg"]["seq"]) for e in evs] == [(13, 2)]
+
+
 def test_responses_to_our_requests_are_not_ssrs():
     scratch()
     cl, tw = make_client()

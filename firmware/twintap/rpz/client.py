@@ -96,18 +96,30 @@ class RpzClient:
             return
         ob = self.outbox
         seq = ob.next_seq()
-        self._mid = mid = (self._mid + 1) & 0x7FFFFFFF  # the last mid used (declare.py too)
-        payload = json.dumps({"mid": mid, "op": rc.WRITE, "msg": {
-            "_evt": "change", "n": prop.name, "v": prop.value, "seq": seq, "src": origin}})
-        if self.cfg.get("event_qos", 1):
-            before = ob.dropped
-            ob.add(seq, payload)
-            if ob.dropped != before:
+        before = ob.dropped
+        try:
+            self._mid = mid = (self._mid + 1) & 0x7FFFFFFF  # the last mid used (declare.py too)
+            payload = json.dumps({"mid": mid, "op": rc.WRITE, "msg": {
+                "_evt": "change", "n": prop.name, "v": prop.value, "seq": seq, "src": origin}})
+            if self.cfg.get("event_qos", 1):
+                ob.add(seq, payload)
+            else:
+                if len(self.live) >= ob.limit:
+                    self.live.pop(0)
+                self.live.append(payload)
+        except MemoryError:
+            # a full heap: the write stands, its event is dropped and counted (its seq is
+            # missing at the platform); the twin's writer and the sampling task carry on
+            ob.dropped += 1
+            try:
+                log.error("rpz", "out of memory: event %d dropped" % seq)
+            except MemoryError:
+                pass
+        if ob.dropped != before:
+            try:
                 self.twin.write(self.dropped, ob.dropped, "system", False)
-        else:
-            if len(self.live) >= ob.limit:
-                self.live.pop(0)
-            self.live.append(payload)
+            except MemoryError:
+                pass  # (the count is in the outbox; the next drop shows it)
         self._wake.set()
 
     # -- connection ----------------------------------------------------------------------------

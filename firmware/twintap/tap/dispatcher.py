@@ -19,6 +19,7 @@ _GET = const(1)
 # What serve() returns for a request it has no handler for (response data is never an int):
 NO_RESOURCE = const(0x84)  # not a resource of this service: NOT_FOUND
 NO_METHOD = const(0x85)  # a resource of this service, not with this method: METHOD_NOT_ALLOWED
+_OUT_OF_MEMORY = frame.encode_response(tapcodes.INTERNAL_SERVER_ERROR)
 
 
 class TapError(Exception):
@@ -66,22 +67,31 @@ class Dispatcher:
         add(self, obj, res, get, put, post)
 
     def handle(self, apdu, session):
-        # Whole request APDU -> whole response APDU (never raises)
+        # Whole request APDU -> whole response APDU (never raises: a full heap gets 0xA0,
+        # built in advance, and the link keeps serving)
         self.requests += 1
         try:
-            method, obj, inst, res, payload = frame.decode_request(apdu)
-        except DecodeError as e:
+            try:
+                method, obj, inst, res, payload = frame.decode_request(apdu)
+            except DecodeError as e:
+                self.errors += 1
+                log.debug("tap", "bad request: " + str(e))
+                return frame.encode_response(e.code)
+            resp = self.call(session, method, obj, inst, res, payload)
+            if session.after:
+                # state changes that must follow the response (new keys, IVs, end of session)
+                todo = session.after
+                session.after = []
+                for fn in todo:
+                    fn()
+            return resp
+        except MemoryError:
             self.errors += 1
-            log.debug("tap", "bad request: " + str(e))
-            return frame.encode_response(e.code)
-        resp = self.call(session, method, obj, inst, res, payload)
-        if session.after:
-            # state changes that must follow the response (new keys, IVs, end of session)
-            todo = session.after
-            session.after = []
-            for fn in todo:
-                fn()
-        return resp
+            try:  # (the collector ran before the error: a short line may fit)
+                log.error("tap", "out of memory")
+            except MemoryError:
+                pass
+            return _OUT_OF_MEMORY
 
     def call(self, session, method, obj, inst, res, payload):
         # One decoded request -> response APDU (also used by multi-request and encryption):
@@ -101,6 +111,8 @@ class Dispatcher:
             code = e.args[0] if e.args else tapcodes.INTERNAL_SERVER_ERROR
         except DecodeError as e:
             code = e.code
+        except MemoryError:
+            raise  # handle() answers it without building anything
         except Exception as e:  # a handler bug: answer 0xA0, keep serving
             code = tapcodes.INTERNAL_SERVER_ERROR
             log.error("tap", "handler %s failed: %r" % (frame.format_path(obj, inst, res), e))
