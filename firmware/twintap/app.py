@@ -14,6 +14,7 @@ from .tap.dispatcher import Dispatcher
 from .twin import Prop, Twin, TwinError, parse_rwx
 
 _REBOOT_DELAY_MS = 200  # let the response to /3//4 or /3//5 leave first
+_GC_EVERY_MIN = 2048  # bytes allocated between collections, at the least (see run())
 
 
 class App:
@@ -151,6 +152,11 @@ class App:
             tasks.append(asyncio.create_task(self.rpz.run()))
         tasks += self.onboard.tasks(tcp_port)
         gc.collect()
+        # from here on a collection also runs each time a quarter of the free heap has been
+        # allocated, not only when the heap is exhausted: what comes and goes after start-up
+        # (connections, requests, events) then leaves fewer holes among what stays
+        # (gc.threshold, MicroPython's heuristic against fragmentation; make bench measures)
+        gc.threshold(max(_GC_EVERY_MIN, gc.mem_free() // 4))
         ble = " ble=%s" % self.ble_label if self.ble else ""
         print("READY tcp=%s uart=%s%s" % (tcp_port or "-", self.uart_name or "-", ble))
         log.info("app", "heap free %d" % gc.mem_free())
