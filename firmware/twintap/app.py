@@ -14,6 +14,7 @@ from .tap.dispatcher import Dispatcher
 from .twin import Prop, Twin, TwinError, parse_rwx
 
 _REBOOT_DELAY_MS = 200  # let the response to /3//4 or /3//5 leave first
+_SAMPLE_MAX_SLEEP_MS = 1000
 _GC_EVERY_MIN = 2048  # bytes allocated between collections, at the least (see run())
 
 
@@ -117,21 +118,26 @@ class App:
         fn()
 
     async def sample(self):
-        # Read every sourced property when its sampling period is due.
+        # Read every sourced property when its sampling period is due, and sleep until the
+        # next one is (1 s at most: a period changed meanwhile is taken within a second)
         due = {}
         while True:
             now = time.ticks_ms()
+            wait = _SAMPLE_MAX_SLEEP_MS
             for p in self.twin.props.values():
                 if not p.sample_ms or p.source is None or not hasattr(p.source, "read"):
                     continue
-                if time.ticks_diff(now, due.get(p.id, now)) < 0:
+                left = time.ticks_diff(due.get(p.id, now), now)
+                if left > 0:
+                    wait = min(wait, left)
                     continue
                 due[p.id] = time.ticks_add(now, p.sample_ms)
+                wait = min(wait, p.sample_ms)
                 try:
                     self.twin.sample(p, p.source.read())
                 except (TwinError, OSError, ValueError, MemoryError) as e:
                     log.warn("sensor", "%s: %s" % (p.name, e))  # (next period: again)
-            await asyncio.sleep_ms(50)
+            await asyncio.sleep_ms(wait)
 
     async def run(self, tcp_host="0.0.0.0", tcp_port=2000):
         tasks = [asyncio.create_task(self.sample())]
