@@ -24,4 +24,7 @@ if sys.platform != "esp32":
 
 from twintap.boot import main  # noqa: E402
 
-main()
+main = main()  # the app's main task, built (twintap.boot is forgotten by then)
+from twintap.app import serve  # noqa: E402
+
+serve(main)

@@ -18,6 +18,17 @@ _SAMPLE_MAX_SLEEP_MS = 1000
 _GC_EVERY_MIN = 2048  # bytes allocated between collections, at the least (see run())
 
 
+def serve(main):
+    # run the app's main task (from boot.main) until it ends or a KeyboardInterrupt
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        asyncio.new_event_loop()
+        print("STOPPED")
+
+
 class App:
     ble = None
     tcp = None
@@ -84,9 +95,12 @@ class App:
         from .onboard import Onboard  # Wi-Fi, Improv, provisioned users, doctor status
 
         self.onboard = Onboard(self)
-        # what the board file said about simulated hardware is built now
-        for k in ("description", "sim_wifi"):
-            board.pop(k, None)
+        # the board file is built into the objects above: only what is read later stays
+        # (about 2 KB of dicts for a board file like the virtual board's come back)
+        url = board.get("improv_url")
+        board.clear()
+        if url is not None:
+            board["improv_url"] = url
 
     def reboot(self):
         log.info("app", "reboot requested")

@@ -1,5 +1,6 @@
 # Start-up, run by main.py: read the board file and the configuration, create the hardware
-# objects for this platform, inject them into the app and run it. On the unix port (the
+# objects for this platform, inject them into the app, and hand main.py the app's main task
+# (this module is forgotten before it runs: boot-only, like bootcfg.py). On the unix port (the
 # virtual board) options come from the command line: --tcp-port N --tcp-host H --uart PATH
 # --ble PATH (the emulated radio's socket). It lives in the package (in a board's ROMFS
 # partition when deployed with --romfs) so that its bytecode is not compiled into the heap.
@@ -54,7 +55,6 @@ def main():
         except (OSError, ImportError) as e:
             print("[E][main] no BLE radio: %s" % e)
 
-    import asyncio
     import gc
 
     gc.collect()
@@ -68,6 +68,8 @@ def main():
     except Exception as e:  # never a boot loop over a configuration: start without it
         safe = "start-up failed with config.json (%s: %s)" % (e.__class__.__name__, e)
         config = {}
+        app = None
+        board = _load("board.json", {})  # again: the first App took its parts as it went
         app = App(platform, board, config, uart, uart_name, ble, ble_label)
     del bootcfg
     from twintap import forget, onboard
@@ -75,12 +77,7 @@ def main():
     forget("bootcfg")  # boot-only: its heap comes back
 
     onboard.safe_mode(safe)
+    forget("boot")  # this module too: main.py runs what it returns (app.serve)
     gc.collect()
-    try:
-        asyncio.run(app.run(tcp_host, tcp_port))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        asyncio.new_event_loop()
-        print("STOPPED")
+    return app.run(tcp_host, tcp_port)
 
