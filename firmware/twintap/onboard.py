@@ -6,7 +6,7 @@
 # Hardware comes from the injected platform (platform.wifi(board)); nothing is imported here.
 import asyncio
 
-from . import VERSION, log, store
+from . import VERSION, log
 
 CONFIG = "config.json"
 _app = None  # the running App, for status() from the REPL
@@ -122,27 +122,12 @@ class Onboard:
         self._improv_info = info if drv else None
 
     def _improv(self):
+        # (its URL and the saving of what it is given live in links/improv.py, with it)
         if self.improv is None and self._improv_info is not None:
             from .links.improv import ImprovService
 
-            self.improv = ImprovService(self.wifi, self._improv_info, self._url, self._save)
+            self.improv = ImprovService(self)
         return self.improv
-
-    def _url(self):
-        fmt = self.app.board.get("improv_url", "tcp://{ip}:{port}")
-        if not fmt or not self.wifi.ip:
-            return ()
-        return (fmt.replace("{ip}", self.wifi.ip).replace("{port}", str(self.tcp_port)),)
-
-    def _save(self, ssid, password):
-        # keep what Improv gave, atomically, next to the rest of the configuration
-        cfg = store.load(CONFIG, {})
-        if not isinstance(cfg, dict):
-            cfg = {}
-        cfg["wifi"] = {"ssid": ssid, "password": password}
-        store.save(CONFIG, cfg)
-        self.app.config["wifi"] = cfg["wifi"]
-        log.info("improv", "Wi-Fi %s saved" % ssid)
 
     def uart_link(self, port, dispatcher):
         # the Tap UART link, with Improv frames taken out of it when this board has Wi-Fi

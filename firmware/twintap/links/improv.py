@@ -203,13 +203,35 @@ async def serve_console(service, poll_ms=30):
 
 class ImprovService:
     # The Improv Wi-Fi state machine, shared by every link that carries Improv frames. Each
-    # request is answered on the link it came from (send: async fn(bytes)).
-    def __init__(self, wifi, info, url, save):
-        self.wifi = wifi
-        self.info = info  # [firmware, version, hardware, device name]
-        self.url = url  # fn() -> URL list once provisioned
-        self.save = save  # fn(ssid, password): keep the credentials
+    # request is answered on the link it came from (send: async fn(bytes)). `ob`: the app's
+    # Onboard (its Wi-Fi, the Improv device info, the app's configuration and TCP port).
+    def __init__(self, ob):
+        self.ob = ob
+        self.wifi = ob.wifi
+        self.info = ob._improv_info  # [firmware, version, hardware, device name]
         self.busy = False
+
+    def url(self):
+        # -> the URL list once provisioned (the board file's "improv_url", {ip} and {port}
+        # filled in)
+        ob = self.ob
+        fmt = ob.app.board.get("improv_url", "tcp://{ip}:{port}")
+        if not fmt or not self.wifi.ip:
+            return ()
+        return (fmt.replace("{ip}", self.wifi.ip).replace("{port}", str(ob.tcp_port)),)
+
+    def save(self, ssid, password):
+        # keep what Improv gave, atomically, next to the rest of the configuration
+        from .. import store
+        from ..onboard import CONFIG
+
+        cfg = store.load(CONFIG, {})
+        if not isinstance(cfg, dict):
+            cfg = {}
+        cfg["wifi"] = {"ssid": ssid, "password": password}
+        store.save(CONFIG, cfg)
+        self.ob.app.config["wifi"] = cfg["wifi"]
+        log.info("improv", "Wi-Fi %s saved" % ssid)
 
     def state(self):
         return improv.PROVISIONED if self.wifi.state == "connected" else improv.READY
