@@ -18,6 +18,7 @@ except ImportError:  # CPython
 
 
 _BUF = const(260)  # 5-byte header + Lc (<= 255)
+_OOM_PAUSE_MS = const(20)
 _BAD = frame.encode_response(tapcodes.BAD_REQUEST)
 
 
@@ -62,32 +63,46 @@ class StreamLink:
         return have
 
     async def serve(self):
-        mv = self.mv
         try:
             while True:
-                have = await self._fill(0, 1, False)
-                why = None
-                if await self._fill(have, 5, True) < 5:
-                    why = "truncated header"
-                else:
+                try:
+                    await self._one()
+                except MemoryError:
+                    # a full heap: this request is lost (what follows of it resyncs), not the
+                    # link; a moment for the rest of the board to give memory back
+                    self.pending = b""
                     try:
-                        frame.check_apdu_header(mv)
-                    except DecodeError as e:
-                        await self._fill(5, 0, True)
-                        why = str(e)
-                    else:
-                        n = frame.apdu_length(mv)
-                        if await self._fill(5, n, True) == n:
-                            out = self.dispatcher.handle(mv[:n], self.session)
-                        else:
-                            why = "Lc larger than the data"
-                if why is not None:
-                    self.resyncs += 1
-                    log.debug("link", self.session.link + " resync: " + why)
-                    out = _BAD
-                self.writer.write(out)
-                await self.writer.drain()
+                        log.error("link", self.session.link + ": out of memory")
+                    except MemoryError:
+                        pass
+                    await asyncio.sleep_ms(_OOM_PAUSE_MS)
         except EOFError:
             pass
         except OSError as e:
             log.warn("link", self.session.link + " closed: " + str(e))
+
+    async def _one(self):
+        # one request in, its answer (or BAD_REQUEST after a resync) out
+        mv = self.mv
+        have = await self._fill(0, 1, False)
+        why = None
+        if await self._fill(have, 5, True) < 5:
+            why = "truncated header"
+        else:
+            try:
+                frame.check_apdu_header(mv)
+            except DecodeError as e:
+                await self._fill(5, 0, True)
+                why = str(e)
+            else:
+                n = frame.apdu_length(mv)
+                if await self._fill(5, n, True) == n:
+                    out = self.dispatcher.handle(mv[:n], self.session)
+                else:
+                    why = "Lc larger than the data"
+        if why is not None:
+            self.resyncs += 1
+            log.debug("link", self.session.link + " resync: " + why)
+            out = _BAD
+        self.writer.write(out)
+        await self.writer.drain()
