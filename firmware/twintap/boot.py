@@ -7,6 +7,8 @@
 import json
 import sys
 
+_GC_EVERY_AT_BOOT = 4096  # bytes allocated between collections while starting
+
 
 def _load(path, default):
     try:
@@ -31,6 +33,12 @@ def _options():
 
 
 def main():
+    import gc
+
+    # collect every 4 KB allocated while the firmware loads, not only when the heap is full:
+    # what each module keeps then packs low instead of among the garbage of the loading
+    # (app.run() sets the rule for the rest: see there)
+    gc.threshold(_GC_EVERY_AT_BOOT)
     board = _load("board.json", {})
     from twintap import bootcfg  # config.json checked; what fails is left out (safe mode)
 
@@ -54,8 +62,6 @@ def main():
             ble_label = opts.get("ble") or "on"
         except (OSError, ImportError) as e:
             print("[E][main] no BLE radio: %s" % e)
-
-    import gc
 
     gc.collect()
     from twintap.app import App

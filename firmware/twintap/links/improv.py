@@ -1,5 +1,6 @@
-# Improv Wi-Fi on serial links: the service (its state machine) and the frames on the Tap
-# UART and the console (framing in proto/improv.py; Wi-Fi and saving in onboard.py).
+# Improv Wi-Fi on serial links: the service (its state machine, the URL it gives and the
+# saving of the credentials it is given) and the frames on the Tap UART and the console
+# (framing in proto/improv.py; Wi-Fi in onboard.py).
 #
 # The Tap UART carries both protocols. A Tap request starts with its CLA 0xA2, an Improv
 # packet with "IMPROV" (0x49 'I'), so the first byte at a frame boundary tells them apart:
