@@ -80,7 +80,7 @@ class Plan:
     mem_probe_requests: int = 300
     mem_final_requests: int = 10_000
     mem_hi_kb: int = 1024
-    mem_step_kb: int = 8
+    mem_step_kb: int = 4
     deploy_full: bool = True
     scale_levels: tuple[int, ...] = (1, 8, 32)
     scale_rounds: int = 20
