@@ -113,9 +113,14 @@ def test_quick_bench_writes_the_whole_report(tmp_path):
     for f in data["figures"]:
         assert f["value"] is not None and f["baseline"] is not None, f
         assert f["baseline_name"], f
-    # the latency figures come from real round trips against a real floor
-    tcp = [f for f in data["figures"] if f["name"] == "GET /3//2 over TCP: p50"][0]
-    assert tcp["ratio"] > 1
+    # the latency figures come from real round trips, every one answered right, on the board
+    # and on its floor (which of the two is faster is the bench's finding, not a given: the
+    # board answers at the floor's speed since the cloud link stopped slowing its loop)
+    tcp = [x for x in data["data"]["tap"]["series"]
+           if x["link"] == "TCP" and x["request"] == "GET /3//2"][0]
+    for side in ("board", "echo"):
+        assert tcp[side]["n"] >= 20 and tcp[side]["errors"] == 0, tcp[side]
+        assert 0 < tcp[side]["p50_ms"] <= tcp[side]["p99_ms"] <= tcp[side]["max_ms"], tcp[side]
     # the 96K verdicts (Tap endpoint, deployed board) are there; the exit status follows them
     heap = [v for v in data["verdicts"] if "--heap 96K" in v["name"]]
     assert len(heap) == 2 and "Tap endpoint" in heap[0]["name"]
