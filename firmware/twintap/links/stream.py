@@ -19,11 +19,11 @@ except ImportError:  # CPython
 
 _BUF = const(260)  # 5-byte header + Lc (<= 255)
 _OOM_PAUSE_MS = const(20)
+_DROP = const(64)  # bytes asked at once while dropping input (resynchronisation)
 _BAD = frame.encode_response(tapcodes.BAD_REQUEST)
 
 
 class StreamLink:
-    pending = b""  # bytes read past the current request
     resyncs = 0
 
     def __init__(self, name, reader, writer, dispatcher, idle_ms=100, peer=None):
@@ -37,29 +37,26 @@ class StreamLink:
 
     async def _fill(self, have, n, first_wait):
         # Read until the buffer holds n bytes (it holds `have`) -> how many it holds: fewer
-        # than n on idle timeout; EOF raises. With n = 0: drop what comes until the line is
-        # idle (the resynchronisation).
-        if n == 0:
-            self.pending = b""
+        # than n on idle timeout; EOF raises. The stream is asked for no more than what is
+        # missing: the header, then the rest (small reads, no 260-byte buffer per request;
+        # nothing read past the request). Without `first_wait` the first byte is awaited
+        # without a timeout. With n = 0: drop what comes until the line is idle (the
+        # resynchronisation).
         while have < n or n == 0:
-            if self.pending:
-                chunk = self.pending
-            else:
-                try:
-                    if have == 0 and not first_wait:
-                        chunk = await self.reader.read(_BUF)
-                    else:
-                        chunk = await asyncio.wait_for_ms(self.reader.read(_BUF), self.idle_ms)
-                except asyncio.TimeoutError:
-                    return have
-                if not chunk:
-                    raise EOFError
-                if n == 0:
-                    continue
-            take = min(n - have, len(chunk))
-            self.mv[have : have + take] = chunk[:take]
-            self.pending = chunk[take:]
-            have += take
+            ask = n - have if n else _DROP
+            try:
+                if have == 0 and not first_wait:
+                    chunk = await self.reader.read(ask)
+                else:
+                    chunk = await asyncio.wait_for_ms(self.reader.read(ask), self.idle_ms)
+            except asyncio.TimeoutError:
+                return have
+            if not chunk:
+                raise EOFError
+            if n:
+                k = len(chunk)
+                self.mv[have : have + k] = chunk
+                have += k
         return have
 
     async def serve(self):
@@ -70,7 +67,6 @@ class StreamLink:
                 except MemoryError:
                     # a full heap: this request is lost (what follows of it resyncs), not the
                     # link; a moment for the rest of the board to give memory back
-                    self.pending = b""
                     try:
                         log.error("link", self.session.link + ": out of memory")
                     except MemoryError:
@@ -84,9 +80,8 @@ class StreamLink:
     async def _one(self):
         # one request in, its answer (or BAD_REQUEST after a resync) out
         mv = self.mv
-        have = await self._fill(0, 1, False)
         why = None
-        if await self._fill(have, 5, True) < 5:
+        if await self._fill(0, 5, False) < 5:
             why = "truncated header"
         else:
             try:
