@@ -158,6 +158,10 @@ class RpzClient:
         s.wake = self._wake
         self.session = s
         self._inflight = {}
+        # umqtt.simple (it stays once loaded) before the code of the connection (it goes): what
+        # stays then lies below what goes, and forgetting connect.py leaves no holes among it
+        import umqtt.simple  # noqa: F401
+
         from . import connect
 
         try:

@@ -70,8 +70,7 @@ async def start(s, timeout_ms, topics):
     # QoS 1 subscription to each of `topics`.
     a = s.client
     s._last_rx = s._last_tx = ticks_ms()
-    # umqtt.simple comes once the stream is up: the TLS socket has the heap without it
-    from umqtt import simple
+    from umqtt import simple  # (loaded already: see client._session)
 
     _pid_write_bug(simple, s)
     c = s.client = simple.MQTTClient(*a[:6])

@@ -123,6 +123,11 @@ class Session:
                     out.append(p.encode())
             self.out = out
             return len(buf)
+        if len(self.tx) >= _CHUNK:  # a burst of packets: pieces of ~_CHUNK, not one block
+            out = self.out or []
+            out.append(self.tx)
+            self.out = out
+            self.tx = bytearray()
         try:
             self.tx += buf if n is None else buf[:n]
         except TypeError:  # CPython adds no str to a bytearray
