@@ -7,7 +7,7 @@
 import json
 import sys
 
-_GC_EVERY_AT_BOOT = 4096  # bytes allocated between collections while starting
+_GC_EVERY_AT_BOOT = 2048  # bytes allocated between collections while starting
 
 
 def _load(path, default):
@@ -35,7 +35,7 @@ def _options():
 def main():
     import gc
 
-    # collect every 4 KB allocated while the firmware loads, not only when the heap is full:
+    # collect every 2 KB allocated while the firmware loads, not only when the heap is full:
     # what each module keeps then packs low instead of among the garbage of the loading
     # (app.run() sets the rule for the rest: see there)
     gc.threshold(_GC_EVERY_AT_BOOT)
