@@ -33,7 +33,7 @@ def _pid_write_bug(simple, sock):
 
 class _Net:
     # umqtt.simple's `socket` module during its connect(): the socket it makes is the session
-    # (whose connect() is a no-op: the stream is open already)
+    # (whose connect() is a no-op: the socket is open already)
     def __init__(self, s):
         self.socket = s.socket
 
@@ -66,7 +66,7 @@ def dial(s, host, port, ctx=None):
 
 
 async def start(s, timeout_ms, topics):
-    # Session `s` (its stream open, its `client` still umqtt's arguments): CONNECT, then a
+    # Session `s` (its socket open, its `client` still umqtt's arguments): CONNECT, then a
     # QoS 1 subscription to each of `topics`.
     a = s.client
     s._last_rx = s._last_tx = ticks_ms()

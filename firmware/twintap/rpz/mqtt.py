@@ -1,6 +1,6 @@
 # MQTT 3.1.1 session for the Rapidomize client: umqtt.simple builds every packet and parses
 # every PUBLISH, but the socket it talks to is the Session itself, an in-memory one; this
-# module moves the bytes over an asyncio TCP/TLS stream. umqtt.simple would block in
+# module moves the bytes over a TCP/TLS socket driven by asyncio. umqtt.simple would block in
 # connect(), subscribe() and a QoS 1 publish() waiting for the answer: the in-memory socket
 # raises NeedData there instead, and the answer (PUBACK here; CONNACK and SUBACK in
 # rpz/connect.py, the code run once per connection) is awaited without blocking the loop, so
@@ -29,7 +29,7 @@ except ImportError:  # CPython
         return x
 
 
-_CHUNK = const(128)  # bytes asked of the stream at once
+_CHUNK = const(128)  # bytes asked of the socket at once; the size of the pieces queued
 
 
 class MqttError(Exception):
@@ -73,7 +73,7 @@ def _recv(s, n):
 
 class Session:
     # One connection: umqtt.simple's client (it keeps the id, broker, credentials and
-    # keepalive), the stream, a reader task and a keepalive task; and the in-memory socket
+    # keepalive), the socket, a reader task and a keepalive task; and the in-memory socket
     # that client sees. on_message: fn(topic bytes, msg bytes), umqtt's callback per PUBLISH.
     def __init__(self, client_id, host, port, user=None, password=None, keepalive=30,
                  on_message=None, max_packet=4096):
@@ -82,7 +82,7 @@ class Session:
         self.rx = b""  # the packet umqtt.simple reads, from offset `at`
         self.at = 0
         self.trap = 0  # see connect._pid_write_bug
-        # umqtt.simple's client is made by connect.start() once the stream is up; until then
+        # umqtt.simple's client is made by connect.start() once the socket is open; until then
         # `client` holds its arguments
         self.client = (client_id, host, port, user, password, keepalive, on_message)
         self.max_packet = max_packet
@@ -97,11 +97,11 @@ class Session:
         self._last_tx = 0
         self._tasks = []
         self.busy = False  # a flush() is sending
-        self.sock = self.raw = None  # the socket (TLS or TCP) and the TCP one: connect.open()
+        self.sock = self.raw = None  # the socket (TLS or TCP) and the TCP one: connect.dial()
 
     # -- the in-memory socket umqtt.simple sees: writes go to tx, reads come from rx (one
     # whole packet). During umqtt's connect() it is also what the `socket` module makes.
-    # umqtt's socket connect() is a no-op here: the client opens the stream itself;
+    # umqtt's socket connect() is a no-op here: connect.dial() opens the socket;
     # umqtt calls the socket's close() only in disconnect(), which is never used.
     def socket(self, *args):  # and the no-ops
         return self
