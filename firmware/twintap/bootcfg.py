@@ -51,7 +51,9 @@ def apply_users(tapcfg, cfg):
     # Tap users from `twintap provision` -> the Tap configuration (tap.json), once per key:
     # a password changed later over Tap is not overwritten at the next boot.
     tap = cfg.get("tap")
-    users = tap.get("users") if isinstance(tap, dict) else None
+    # (taken out of the running configuration: applied, they live in tap.json; the copy read
+    # from config.json would only hold heap, and derived keys, for as long as the board runs)
+    users = tap.pop("users", None) if isinstance(tap, dict) else None
     if not users:
         return 0
     done = tapcfg.d.setdefault("provisioned", {})
