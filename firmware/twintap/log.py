@@ -17,17 +17,22 @@ dropped = 0  # ring entries pushed out by newer ones
 
 
 def _log(lvl, tag, msg):
+    # never raises for want of heap: a line that does not fit is not written (so a caller on
+    # an out-of-memory path logs with a constant message and no guard of its own)
     global dropped
     if lvl > level and lvl > 2:
         return
-    line = "[" + "?EWID"[lvl] + "][" + tag + "] " + msg
-    if lvl <= 2:
-        if len(_ring) >= _RING:
-            _ring.pop(0)
-            dropped += 1
-        _ring.append(line)
-    if lvl <= level:
-        print(line)
+    try:
+        line = "[" + "?EWID"[lvl] + "][" + tag + "] " + msg
+        if lvl <= 2:
+            if len(_ring) >= _RING:
+                _ring.pop(0)
+                dropped += 1
+            _ring.append(line)
+        if lvl <= level:
+            print(line)
+    except MemoryError:
+        pass
 
 
 def recent():

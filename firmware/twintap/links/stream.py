@@ -67,10 +67,7 @@ class StreamLink:
                 except MemoryError:
                     # a full heap: this request is lost (what follows of it resyncs), not the
                     # link; a moment for the rest of the board to give memory back
-                    try:
-                        log.error("link", self.session.link + ": out of memory")
-                    except MemoryError:
-                        pass
+                    log.error("link", "out of memory: a request dropped")
                     await asyncio.sleep_ms(_OOM_PAUSE_MS)
         except EOFError:
             pass

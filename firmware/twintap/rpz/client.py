@@ -111,10 +111,7 @@ class RpzClient:
             # a full heap: the write stands, its event is dropped and counted (its seq is
             # missing at the platform); the twin's writer and the sampling task carry on
             ob.dropped += 1
-            try:
-                log.error("rpz", "out of memory: event %d dropped" % seq)
-            except MemoryError:
-                pass
+            log.error("rpz", "out of memory: an event dropped")
         if ob.dropped != before:
             try:
                 self.twin.write(self.dropped, ob.dropped, "system", False)

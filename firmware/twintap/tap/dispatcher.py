@@ -87,10 +87,7 @@ class Dispatcher:
             return resp
         except MemoryError:
             self.errors += 1
-            try:  # (the collector ran before the error: a short line may fit)
-                log.error("tap", "out of memory")
-            except MemoryError:
-                pass
+            log.error("tap", "out of memory")
             return _OUT_OF_MEMORY
 
     def call(self, session, method, obj, inst, res, payload):
