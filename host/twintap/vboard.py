@@ -21,6 +21,7 @@ import sys
 import termios
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,9 @@ REBOOT_EXIT = 75  # firmware/twintap/platform/unix.py
 REBOOT_LINE = "[I][platform] rebooting"  # printed by platform.reset() before it exits
 MICROPYTHON = "micropython"
 MPY_BUILD = CACHE / "mpy-build"
+
+
+_PORT_TRIES = 3  # starts of a board whose chosen TCP port was taken meanwhile
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -135,6 +139,7 @@ class VirtualBoard:
     ) -> None:
         self.flash = Path(flash).resolve()
         self.board = board
+        self._auto_port = tcp_port == 0  # chosen here: another may be chosen if it is taken
         self.tcp_port = free_port(tcp_host) if tcp_port == 0 else tcp_port
         self.tcp_host = tcp_host
         self.uart_link = Path(uart) if uart else None
@@ -161,6 +166,7 @@ class VirtualBoard:
         self._raw_repl = False  # the console is in the raw REPL (mpremote is driving it)
         self._run_main = True
         self._reboot = False  # the firmware asked for a reboot (platform.reset())
+        self._last: deque[str] = deque(maxlen=8)  # the board's last lines (start() errors)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 20.0) -> str:
@@ -176,17 +182,33 @@ class VirtualBoard:
             self.console = PtyBridge(
                 self.repl_link, board_signals=True, tap_output=self._on_output
             )
-        self._spawn()
-        threading.Thread(target=self._supervise, name="vboard", daemon=True).start()
         deadline = time.monotonic() + timeout
-        while not self.ready.wait(0.05):
-            if self.exited.is_set() or time.monotonic() > deadline:
-                self.stop()
-                why = f"exited with status {self.exit_status}" if self.exited.is_set() else (
-                    f"did not print READY within {timeout:.0f} s"
-                )
-                raise TwintapError(f"virtual board in {self.flash} {why}")
-        return self.ready_line
+        tries = 1
+        while True:
+            self._spawn()
+            threading.Thread(target=self._supervise, name="vboard", daemon=True).start()
+            while not self.ready.wait(0.05):
+                if self.exited.is_set() or time.monotonic() > deadline:
+                    break
+            else:
+                return self.ready_line
+            if not (self.exited.is_set() and self._auto_port and tries < _PORT_TRIES
+                    and any("EADDRINUSE" in line for line in self._last)):
+                break
+            # the free port it was given went to another process meanwhile (boards started
+            # together, their own outgoing connections): another one
+            tries += 1
+            self.tcp_port = free_port(self.tcp_host)
+            self._last.clear()
+            self.exited.clear()
+            self.exit_status = None
+        self.stop()
+        why = f"exited with status {self.exit_status}" if self.exited.is_set() else (
+            f"did not print READY within {timeout:.0f} s"
+        )
+        last = next((x.strip() for x in reversed(self._last) if x.strip()), "")
+        raise TwintapError(f"virtual board in {self.flash} {why}"
+                           + (f" (its last line: {last})" if last else ""))
 
     @property
     def ready_line(self) -> str:
@@ -258,6 +280,7 @@ class VirtualBoard:
             *lines, self._partial = data.split(b"\n")
         for raw in lines:
             line = raw.decode("utf-8", "replace").rstrip("\r")
+            self._last.append(line)
             if line.startswith("READY "):
                 self.echo(self.ready_line)
                 self.ready.set()

@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import serial
 
 from tests.conftest import micropython_pids_in
+from twintap import TwintapError, vboard
 from twintap.proto import frame, tapcodes
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "tap.json").read_text())
@@ -151,3 +153,29 @@ def test_a_killed_supervisor_takes_its_board_down(start_board, tmp_path):
     while micropython_pids_in(flash) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert micropython_pids_in(flash) == [], "the board outlived its supervisor"
+
+
+def test_a_taken_port_is_replaced_and_a_failed_start_says_why(tmp_path, monkeypatch):
+    # a port the launcher chose may be taken before the board binds it (boards started
+    # together, their own outgoing connections): it starts again on another one; a port the
+    # caller gave stays, and the error says what the board said
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        ports = iter([port, port, vboard.free_port()])
+        monkeypatch.setattr(vboard, "free_port", lambda host="127.0.0.1": next(ports))
+        vb = vboard.VirtualBoard(tmp_path / "a", tcp_port=0, echo=lambda line: None)
+        try:
+            vb.start(30)
+            assert vb.tcp_port != port
+            status = frame.decode_response(tcp_exchange(vb.tcp_port, GET_SERIAL)[0])[0]
+            assert status == tapcodes.CONTENT
+        finally:
+            vb.stop()
+        vb = vboard.VirtualBoard(tmp_path / "b", tcp_port=port, echo=lambda line: None)
+        with pytest.raises(TwintapError, match="exited with status 1 .*EADDRINUSE"):
+            vb.start(30)
+    finally:
+        taken.close()
